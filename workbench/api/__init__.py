@@ -1,0 +1,1 @@
+"""Public entry points: parameters, presets, workload types and `generate()`."""

@@ -1,0 +1,110 @@
+"""The capture contract: named checkpoints in pipeline order, recorded the same way on both sides.
+
+A checkpoint has a name (`prompt_embeds`, `timesteps`, `initial_latents`,
+`latents_step_000`, `final_latents`, `frames`, `waveform`, ...), a kind that picks its
+metrics and tolerance (`embedding`, `schedule`, `latent`, `frames`, `waveform`, `mel`),
+an optional denoising step, and free-form metadata (which expert ran, guidance scale).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from workbench.runtime.hooks import PipelineHooks
+
+KINDS = ("embedding", "schedule", "latent", "frames", "waveform", "mel")
+
+
+def step_checkpoint(step: int, stream: str = "") -> str:
+    return f"{stream + '_' if stream else ''}latents_step_{step:03d}"
+
+
+@dataclass
+class Checkpoint:
+    name: str
+    kind: str
+    tensor: torch.Tensor
+    step: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class CaptureSet:
+    """Ordered checkpoints of one pipeline run (CPU, detached copies)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Checkpoint] = {}
+
+    def record(self, name: str, tensor: torch.Tensor, kind: str, step: int | None = None,
+               meta: dict[str, Any] | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"checkpoint {name!r}: unknown kind {kind!r} (expected one of {KINDS})")
+        if not isinstance(tensor, torch.Tensor):
+            tensor = torch.as_tensor(tensor)
+        self._items[name] = Checkpoint(name, kind, tensor.detach().to("cpu").clone(), step, dict(meta or {}))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def __getitem__(self, name: str) -> Checkpoint:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[Checkpoint]:
+        return iter(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {n: c.tensor for n, c in self._items.items()}
+
+    # ---- persistence: one safetensors file + one JSON index, written atomically ----
+    def save(self, directory: str | Path, stem: str = "capture") -> Path:
+        from safetensors.torch import save_file
+
+        from workbench.io import atomic_path, atomic_write_text
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / f"{stem}.safetensors") as tmp:
+            save_file({n: c.tensor.contiguous() for n, c in self._items.items()}, str(tmp))
+        index = [{"name": c.name, "kind": c.kind, "step": c.step, "meta": c.meta} for c in self]
+        atomic_write_text(directory / f"{stem}.json", json.dumps(index, indent=1) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, stem: str = "capture") -> "CaptureSet":
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        tensors = load_file(str(directory / f"{stem}.safetensors"))
+        index = json.loads((directory / f"{stem}.json").read_text())
+        out = cls()
+        for row in index:
+            out.record(row["name"], tensors[row["name"]], row["kind"], row.get("step"), row.get("meta"))
+        return out
+
+
+class CaptureHooks(PipelineHooks):
+    """Records each stage's declared `captures` and the latents after every denoising step."""
+
+    def __init__(self, capture: CaptureSet, stream: str = ""):
+        self.capture = capture
+        self.stream = stream
+
+    def on_stage_end(self, stage, batch):
+        for field_name, (checkpoint, kind) in stage.captures.items():
+            value = getattr(batch, field_name, None)
+            if isinstance(value, torch.Tensor):
+                self.capture.record(checkpoint, value, kind)
+
+    def on_step_end(self, step, timestep, batch, info):
+        meta = {"timestep": float(timestep), **info}
+        self.capture.record(step_checkpoint(step, self.stream), batch.latents, "latent", step=step, meta=meta)

@@ -1,0 +1,295 @@
+"""The standard stages every family composes.
+
+Each stage holds the control flow that is the same across families and takes the part
+that differs as a small callable (a protocol below). A family writes its own stage only
+when these cannot express the official behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from workbench.runtime import validators as V
+from workbench.runtime.batch import ForwardBatch
+from workbench.runtime.hooks import PipelineHooks
+from workbench.runtime.stage import Stage
+from workbench.trace.context import set_step
+
+_NO_HOOKS = PipelineHooks()
+
+
+class PromptEncoder(Protocol):
+    """prompts -> (embeddings [B, L, D], attention mask [B, L] or None)."""
+
+    def __call__(self, prompts: list[str], batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+class NoisePredictor(Protocol):
+    """One transformer call. `branch` is 'cond', 'uncond' or 'both' (batched CFG: [uncond, cond])."""
+
+    def __call__(self, model: torch.nn.Module, latents: torch.Tensor, timestep: torch.Tensor,
+                 batch: ForwardBatch, branch: str) -> torch.Tensor: ...
+
+
+class InputValidationStage(Stage):
+    """Checks the request against the family's rules, then seeds the CPU generator."""
+
+    def __init__(self, rules: dict[str, V.Validator],
+                 cfg_enabled: Callable[[ForwardBatch], bool] = lambda b: (b.guidance_scale or 0.0) > 1.0):
+        self.rules = rules
+        self.cfg_enabled = cfg_enabled
+
+    def input_checks(self, batch):
+        return self.rules
+
+    def forward(self, batch):
+        # Parity needs the official noise: a CPU generator seeded from the request.
+        batch.generator = torch.Generator("cpu").manual_seed(int(batch.seed))
+        batch.do_classifier_free_guidance = bool(self.cfg_enabled(batch))
+        return batch
+
+
+class TextEncodingStage(Stage):
+    """Encodes the prompt, and the negative prompt when guidance needs it."""
+
+    captures = {
+        "prompt_embeds": ("prompt_embeds", "embedding"),
+        "negative_prompt_embeds": ("negative_prompt_embeds", "embedding"),
+    }
+
+    def __init__(self, encode: PromptEncoder, default_negative: str = ""):
+        self.encode = encode
+        self.default_negative = default_negative
+
+    def input_checks(self, batch):
+        return {"prompt": V.text_prompt(), "negative_prompt": V.optional_text()}
+
+    def output_checks(self, batch):
+        checks = {"prompt_embeds": V.tensor(3)}
+        if batch.do_classifier_free_guidance:
+            checks["negative_prompt_embeds"] = V.tensor(3)
+        return checks
+
+    def forward(self, batch):
+        with torch.no_grad():
+            batch.prompt_embeds, batch.prompt_attention_mask = self.encode(batch.prompts, batch)
+            if batch.do_classifier_free_guidance:
+                negative = batch.negative_prompt if batch.negative_prompt is not None else self.default_negative
+                negatives = [negative] * batch.batch_size if isinstance(negative, str) else list(negative)
+                if len(negatives) != batch.batch_size:
+                    from workbench.errors import ParameterError
+
+                    raise ParameterError(
+                        f"negative_prompt has {len(negatives)} entries but prompt has {batch.batch_size}")
+                batch.negative_prompt_embeds, batch.negative_prompt_attention_mask = self.encode(negatives, batch)
+        return batch
+
+
+class ConditioningStage(Stage):
+    """Puts the text conditioning in the denoiser's dtype (the official pipelines cast here)."""
+
+    def __init__(self, dtype_of: Callable[[], torch.dtype]):
+        self.dtype_of = dtype_of
+
+    def forward(self, batch):
+        dtype = self.dtype_of()
+        batch.prompt_embeds = batch.prompt_embeds.to(dtype)
+        if batch.negative_prompt_embeds is not None:
+            batch.negative_prompt_embeds = batch.negative_prompt_embeds.to(dtype)
+        return batch
+
+
+class TimestepPreparationStage(Stage):
+    """Sets the scheduler's timesteps; a requested `flow_shift` swaps in a re-configured copy."""
+
+    captures = {"timesteps": ("timesteps", "schedule"), "sigmas": ("sigmas", "schedule")}
+
+    def __init__(self, get_scheduler: Callable[[], Any], set_scheduler: Callable[[Any], None]):
+        self.get_scheduler = get_scheduler
+        self.set_scheduler = set_scheduler
+
+    def input_checks(self, batch):
+        return {"num_inference_steps": V.positive_int(), "flow_shift": V.number_in(0.0, None, optional=True)}
+
+    def output_checks(self, batch):
+        return {"timesteps": V.tensor(1)}
+
+    def forward(self, batch):
+        scheduler = self.get_scheduler()
+        shift = batch.flow_shift
+        if shift is not None and "flow_shift" in scheduler.config and scheduler.config.flow_shift != shift:
+            scheduler = type(scheduler).from_config(scheduler.config, flow_shift=shift)
+            self.set_scheduler(scheduler)
+        scheduler.set_timesteps(batch.num_inference_steps, device=batch.device)
+        batch.timesteps = scheduler.timesteps
+        batch.sigmas = getattr(scheduler, "sigmas", None)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(0)
+        return batch
+
+
+class LatentPreparationStage(Stage):
+    """Draws the initial noise from the request's CPU generator (the official recipe)."""
+
+    captures = {"initial_latents": ("initial_latents", "latent")}
+
+    def __init__(self, shape_of: Callable[[ForwardBatch], tuple[int, ...]],
+                 init_noise_sigma: Callable[[], float] | None = None):
+        self.shape_of = shape_of
+        self.init_noise_sigma = init_noise_sigma
+
+    def output_checks(self, batch):
+        return {"latents": V.tensor()}
+
+    def forward(self, batch):
+        shape = self.shape_of(batch)
+        latents = torch.randn(shape, generator=batch.generator, device="cpu", dtype=torch.float32).to(batch.device)
+        if self.init_noise_sigma is not None:
+            latents = latents * self.init_noise_sigma()
+        batch.initial_latents = latents
+        batch.latents = latents
+        return batch
+
+
+@dataclass
+class Expert:
+    """A denoiser and the guidance scale field it uses."""
+
+    name: str
+    model: torch.nn.Module
+    guidance_field: str = "guidance_scale"
+
+
+class DenoisingStage(Stage):
+    """The sampling loop: classifier-free guidance, an optional second expert, a scheduler step.
+
+    `cfg="sequential"` calls the model twice per step (cond, then uncond) as Wan does;
+    `cfg="batched"` calls it once on [uncond, cond] as Stable Audio does. With a second
+    expert and `batch.boundary_ratio`, the first expert runs while t >= boundary.
+    """
+
+    captures = {"latents": ("final_latents", "latent")}
+
+    def __init__(self, predict: NoisePredictor, experts: Callable[[], list[Expert]],
+                 get_scheduler: Callable[[], Any], cfg: Literal["sequential", "batched"] = "sequential",
+                 step_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}, progress: bool = True):
+        self.predict = predict
+        self.experts = experts
+        self.get_scheduler = get_scheduler
+        self.cfg = cfg
+        self.step_kwargs = step_kwargs
+        self.progress = progress
+        self.step_hooks: PipelineHooks = _NO_HOOKS
+
+    def input_checks(self, batch):
+        return {"latents": V.tensor(), "timesteps": V.tensor(1)}
+
+    def output_checks(self, batch):
+        return {"latents": V.tensor()}
+
+    def expert_for(self, t: torch.Tensor, batch: ForwardBatch, num_train_timesteps: int) -> Expert:
+        experts = self.experts()
+        if len(experts) < 2 or batch.boundary_ratio is None:
+            return experts[0]
+        boundary = batch.boundary_ratio * num_train_timesteps
+        return experts[0] if t >= boundary else experts[1]
+
+    def guided(self, model, latents, t, batch, scale):
+        if not batch.do_classifier_free_guidance:
+            return self.predict(model, latents, t, batch, "cond")
+        if self.cfg == "batched":
+            noise_uncond, noise_cond = self.predict(model, torch.cat([latents] * 2), t, batch, "both").chunk(2)
+        else:
+            noise_cond = self.predict(model, latents, t, batch, "cond")
+            noise_uncond = self.predict(model, latents, t, batch, "uncond")
+        return noise_uncond + scale * (noise_cond - noise_uncond)
+
+    def forward(self, batch):
+        scheduler = self.get_scheduler()
+        latents = batch.latents
+        kwargs = self.step_kwargs(batch)
+        num_train = scheduler.config.num_train_timesteps
+        with torch.no_grad():
+            for i, t in enumerate(tqdm(batch.timesteps, desc="denoising", disable=not self.progress, leave=False)):
+                set_step(i)
+                expert = self.expert_for(t, batch, num_train)
+                scale = getattr(batch, expert.guidance_field)
+                if scale is None:
+                    scale = batch.guidance_scale
+                noise = self.guided(expert.model, latents, t, batch, scale)
+                latents = scheduler.step(noise, t, latents, **kwargs, return_dict=False)[0]
+                batch.latents = latents
+                self.step_hooks.on_step_end(i, t, batch, {"expert": expert.name, "guidance_scale": float(scale)})
+            set_step(None)
+        return batch
+
+    def __call__(self, batch, hooks=_NO_HOOKS):
+        self.step_hooks = hooks
+        try:
+            return super().__call__(batch, hooks)
+        finally:
+            self.step_hooks = _NO_HOOKS
+
+
+class DecodingStage(Stage):
+    """Latents -> media (frames [B, F, H, W, 3] in [0, 1], or waveform [B, C, T])."""
+
+    def __init__(self, decode: Callable[[torch.Tensor, ForwardBatch], torch.Tensor], kind: str = "frames"):
+        self.decode = decode
+        self.kind = kind
+        self.captures = {"output": (kind, kind)}
+
+    def input_checks(self, batch):
+        return {"latents": V.tensor()}
+
+    def output_checks(self, batch):
+        return {"output": V.tensor()}
+
+    def forward(self, batch):
+        with torch.no_grad():
+            batch.output = self.decode(batch.latents, batch)
+        return batch
+
+
+class ImageEncodingStage(Stage):
+    """Conditioning image -> image-encoder embeddings (image-to-video)."""
+
+    captures = {"image_embeds": ("image_embeds", "embedding")}
+
+    def __init__(self, encode: Callable[[ForwardBatch], torch.Tensor]):
+        self.encode = encode
+
+    def input_checks(self, batch):
+        return {"image": V.not_none()}
+
+    def output_checks(self, batch):
+        return {"image_embeds": V.tensor()}
+
+    def forward(self, batch):
+        with torch.no_grad():
+            batch.image_embeds = self.encode(batch)
+        return batch
+
+
+class ImageVAEEncodingStage(Stage):
+    """Conditioning image -> VAE latent condition (image-to-video)."""
+
+    captures = {"image_latents": ("image_latents", "latent")}
+
+    def __init__(self, encode: Callable[[ForwardBatch], torch.Tensor]):
+        self.encode = encode
+
+    def input_checks(self, batch):
+        return {"image": V.not_none(), "latents": V.tensor()}
+
+    def output_checks(self, batch):
+        return {"image_latents": V.tensor()}
+
+    def forward(self, batch):
+        with torch.no_grad():
+            batch.image_latents = self.encode(batch)
+        return batch
