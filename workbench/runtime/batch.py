@@ -46,6 +46,7 @@ class ForwardBatch:
     image_embeds: torch.Tensor | None = None
     image_latents: torch.Tensor | None = None
     do_classifier_free_guidance: bool = False
+    scheduler: Any = None  # this run's scheduler (set by TimestepPreparationStage)
     timesteps: torch.Tensor | None = None
     sigmas: torch.Tensor | None = None
     initial_latents: torch.Tensor | None = None

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from workbench.runtime import validators as V
 from workbench.runtime.batch import ForwardBatch
 from workbench.runtime.hooks import PipelineHooks
+from workbench.errors import ParameterError, StageVerificationError
 from workbench.runtime.stage import Stage
 from workbench.trace.context import set_step
 
@@ -35,18 +36,36 @@ class NoisePredictor(Protocol):
                  batch: ForwardBatch, branch: str) -> torch.Tensor: ...
 
 
-class InputValidationStage(Stage):
-    """Checks the request against the family's rules, then seeds the CPU generator."""
+CrossCheck = Callable[[ForwardBatch], "tuple[str, str, str] | None"]
 
-    def __init__(self, rules: dict[str, V.Validator],
+
+class InputValidationStage(Stage):
+    """Checks the request against the family's rules, then seeds the CPU generator.
+
+    `rules` check single fields; `cross_checks` return (field, expected, got) when a
+    combination of fields is invalid; `model_defaults` fill fields the request left None
+    from the loaded model (e.g. Wan 2.2's `boundary_ratio` from its manifest).
+    """
+
+    def __init__(self, rules: dict[str, V.Validator], cross_checks: tuple[CrossCheck, ...] = (),
+                 model_defaults: Callable[[], dict[str, Any]] = dict,
                  cfg_enabled: Callable[[ForwardBatch], bool] = lambda b: (b.guidance_scale or 0.0) > 1.0):
         self.rules = rules
+        self.cross_checks = cross_checks
+        self.model_defaults = model_defaults
         self.cfg_enabled = cfg_enabled
 
     def input_checks(self, batch):
         return self.rules
 
     def forward(self, batch):
+        for key, value in self.model_defaults().items():
+            if getattr(batch, key) is None:
+                setattr(batch, key, value)
+        for check in self.cross_checks:
+            problem = check(batch)
+            if problem is not None:
+                raise StageVerificationError(self.name, *problem)
         # Parity needs the official noise: a CPU generator seeded from the request.
         batch.generator = torch.Generator("cpu").manual_seed(int(batch.seed))
         batch.do_classifier_free_guidance = bool(self.cfg_enabled(batch))
@@ -55,11 +74,6 @@ class InputValidationStage(Stage):
 
 class TextEncodingStage(Stage):
     """Encodes the prompt, and the negative prompt when guidance needs it."""
-
-    captures = {
-        "prompt_embeds": ("prompt_embeds", "embedding"),
-        "negative_prompt_embeds": ("negative_prompt_embeds", "embedding"),
-    }
 
     def __init__(self, encode: PromptEncoder, default_negative: str = ""):
         self.encode = encode
@@ -81,8 +95,6 @@ class TextEncodingStage(Stage):
                 negative = batch.negative_prompt if batch.negative_prompt is not None else self.default_negative
                 negatives = [negative] * batch.batch_size if isinstance(negative, str) else list(negative)
                 if len(negatives) != batch.batch_size:
-                    from workbench.errors import ParameterError
-
                     raise ParameterError(
                         f"negative_prompt has {len(negatives)} entries but prompt has {batch.batch_size}")
                 batch.negative_prompt_embeds, batch.negative_prompt_attention_mask = self.encode(negatives, batch)
@@ -90,7 +102,15 @@ class TextEncodingStage(Stage):
 
 
 class ConditioningStage(Stage):
-    """Puts the text conditioning in the denoiser's dtype (the official pipelines cast here)."""
+    """Puts the text conditioning in the denoiser's dtype (the official pipelines cast here).
+
+    Captured here, after the cast, because that is what the denoiser sees on both sides.
+    """
+
+    captures = {
+        "prompt_embeds": ("prompt_embeds", "embedding"),
+        "negative_prompt_embeds": ("negative_prompt_embeds", "embedding"),
+    }
 
     def __init__(self, dtype_of: Callable[[], torch.dtype]):
         self.dtype_of = dtype_of
@@ -104,13 +124,17 @@ class ConditioningStage(Stage):
 
 
 class TimestepPreparationStage(Stage):
-    """Sets the scheduler's timesteps; a requested `flow_shift` swaps in a re-configured copy."""
+    """Sets this run's scheduler and timesteps.
+
+    The run gets its own scheduler on `batch.scheduler`: the loaded one, or a copy
+    re-configured with the requested `flow_shift` (the official recipe:
+    `Scheduler.from_config(config, flow_shift=...)`), so one run never leaks into the next.
+    """
 
     captures = {"timesteps": ("timesteps", "schedule"), "sigmas": ("sigmas", "schedule")}
 
-    def __init__(self, get_scheduler: Callable[[], Any], set_scheduler: Callable[[Any], None]):
-        self.get_scheduler = get_scheduler
-        self.set_scheduler = set_scheduler
+    def __init__(self, base_scheduler: Callable[[], Any]):
+        self.base_scheduler = base_scheduler
 
     def input_checks(self, batch):
         return {"num_inference_steps": V.positive_int(), "flow_shift": V.number_in(0.0, None, optional=True)}
@@ -119,16 +143,16 @@ class TimestepPreparationStage(Stage):
         return {"timesteps": V.tensor(1)}
 
     def forward(self, batch):
-        scheduler = self.get_scheduler()
+        scheduler = self.base_scheduler()
         shift = batch.flow_shift
         if shift is not None and "flow_shift" in scheduler.config and scheduler.config.flow_shift != shift:
             scheduler = type(scheduler).from_config(scheduler.config, flow_shift=shift)
-            self.set_scheduler(scheduler)
         scheduler.set_timesteps(batch.num_inference_steps, device=batch.device)
-        batch.timesteps = scheduler.timesteps
-        batch.sigmas = getattr(scheduler, "sigmas", None)
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(0)
+        batch.scheduler = scheduler
+        batch.timesteps = scheduler.timesteps
+        batch.sigmas = getattr(scheduler, "sigmas", None)
         return batch
 
 
@@ -175,11 +199,10 @@ class DenoisingStage(Stage):
     captures = {"latents": ("final_latents", "latent")}
 
     def __init__(self, predict: NoisePredictor, experts: Callable[[], list[Expert]],
-                 get_scheduler: Callable[[], Any], cfg: Literal["sequential", "batched"] = "sequential",
+                 cfg: Literal["sequential", "batched"] = "sequential",
                  step_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}, progress: bool = True):
         self.predict = predict
         self.experts = experts
-        self.get_scheduler = get_scheduler
         self.cfg = cfg
         self.step_kwargs = step_kwargs
         self.progress = progress
@@ -209,7 +232,7 @@ class DenoisingStage(Stage):
         return noise_uncond + scale * (noise_cond - noise_uncond)
 
     def forward(self, batch):
-        scheduler = self.get_scheduler()
+        scheduler = batch.scheduler
         latents = batch.latents
         kwargs = self.step_kwargs(batch)
         num_train = scheduler.config.num_train_timesteps

@@ -1,0 +1,1 @@
+"""Ported families: one folder each (reference, pipeline, config, presets)."""

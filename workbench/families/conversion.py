@@ -1,0 +1,25 @@
+"""Turning an official diffusers directory into a converted one our runtime loads.
+
+The converted directory holds the same component files and a `model_index.json` whose
+`_class_name` is the native pipeline class; the official class is kept for the record.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from workbench.runtime.manifest import MANIFEST_NAME, write_manifest
+
+
+def write_converted(official: Path, converted: Path, native_class: str) -> Path:
+    if converted.exists():
+        shutil.rmtree(converted)
+    shutil.copytree(official, converted)
+    manifest = json.loads((official / MANIFEST_NAME).read_text())
+    official_class = manifest["_class_name"]
+    manifest["_class_name"] = native_class
+    manifest["_official_class_name"] = official_class
+    write_manifest(converted, manifest)
+    return converted

@@ -1,0 +1,77 @@
+"""Building blocks for official reference pipelines built offline (no hub access).
+
+Tokenizers are trained in memory on a fixed, generated corpus so every build is
+byte-identical; model weights are random-init from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+
+import torch
+
+_SUBJECTS = ["a cat", "a dog", "a red fox", "two horses", "an old man", "a child", "a robot", "a bird",
+             "a small boat", "a city street", "a forest", "the ocean", "a mountain", "a train", "a drummer"]
+_VERBS = ["walking", "running", "dancing", "sleeping", "jumping", "flying", "swimming", "singing",
+          "playing", "waiting", "turning", "glowing", "falling", "rising", "drifting"]
+_PLACES = ["in the rain", "at sunset", "under the stars", "on a beach", "in a kitchen", "in slow motion",
+           "on a snowy hill", "near a river", "in a busy market", "inside a temple", "over the clouds"]
+_STYLES = ["cinematic", "bright tones", "low quality", "overexposed", "static", "blurred details",
+           "worst quality", "high detail", "soft light", "dramatic", "warm colors", "noisy", "sharp focus"]
+
+
+_SYLLABLES = ["ka", "lo", "mi", "ren", "sto", "vi", "dra", "ul", "pe", "zor", "tam", "qui", "bel", "nox",
+              "fa", "gri", "hu", "jen", "wy", "ex"]
+
+
+def prompt_corpus(lines: int = 600, seed: int = 0) -> list[str]:
+    """Prompt-like sentences from fixed word lists plus made-up words (deterministic)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(lines):
+        words = [rng.choice(_SUBJECTS), rng.choice(_VERBS), rng.choice(_PLACES)]
+        words += rng.sample(_STYLES, k=rng.randint(1, 3))
+        words.append("".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))))
+        out.append(", ".join(words) if rng.random() < 0.5 else " ".join(words))
+    return out
+
+
+def train_unigram_vocab(vocab_size: int = 240) -> list[tuple[str, float]]:
+    """A sentencepiece unigram model trained in memory (pad=0, eos=1, unk=2, no bos)."""
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(prompt_corpus()), model_writer=model, vocab_size=vocab_size,
+        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0,
+        num_threads=1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+
+
+def t5_tokenizer(model_max_length: int, vocab_size: int = 240):
+    """A T5-style tokenizer (as used by UMT5/T5 encoders) built without the hub."""
+    from transformers import T5Tokenizer
+
+    return T5Tokenizer(vocab=train_unigram_vocab(vocab_size), extra_ids=0, model_max_length=model_max_length)
+
+
+def seeded(seed: int = 0):
+    """Seed torch before building each component, so weights do not depend on build order."""
+    torch.manual_seed(seed)
+
+
+def clone_parameters(module: torch.nn.Module) -> torch.nn.Module:
+    """Give every parameter and buffer fresh (aligned) storage.
+
+    `from_pretrained` leaves tensors memory-mapped at unaligned offsets, which moves CPU
+    matmuls by ~1e-7; the workbench loader copies weights into fresh storage, so the
+    reference side is treated the same way before comparing.
+    """
+    with torch.no_grad():
+        for p in module.parameters():
+            p.data = p.data.clone()
+        for b in module.buffers():
+            b.data = b.data.clone()
+    return module.eval()

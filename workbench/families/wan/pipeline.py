@@ -1,0 +1,132 @@
+"""The native Wan text-to-video pipeline, composed from the shared stages.
+
+InputValidation -> TextEncoding -> Conditioning -> TimestepPreparation ->
+LatentPreparation -> Denoising -> Decoding.
+
+What is Wan-specific lives in four small functions below: prompt cleaning and encoding,
+the latent shape, one transformer call, and decoding. With `transformer_2` and a
+`boundary_ratio` in the manifest (Wan 2.2), the same class runs two experts.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import torch
+
+from workbench.runtime import validators as V
+from workbench.runtime.batch import ForwardBatch
+from workbench.runtime.manifest import Manifest
+from workbench.runtime.pipeline import ComposedPipeline
+from workbench.runtime.stages import (
+    ConditioningStage,
+    DecodingStage,
+    DenoisingStage,
+    Expert,
+    InputValidationStage,
+    LatentPreparationStage,
+    TextEncodingStage,
+    TimestepPreparationStage,
+)
+
+
+def prompt_clean(text: str) -> str:
+    """The official prompt normalisation: ftfy (when installed), double HTML unescape, whitespace."""
+    try:
+        import ftfy
+
+        text = ftfy.fix_text(text)
+    except ImportError:
+        pass
+    text = html.unescape(html.unescape(text)).strip()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _guidance_2_needs_boundary(batch: ForwardBatch):
+    if batch.guidance_scale_2 is not None and batch.boundary_ratio is None:
+        return ("guidance_scale_2", "to be set only with a boundary_ratio (a two-expert Wan 2.2 model)",
+                repr(batch.guidance_scale_2))
+    return None
+
+
+WAN_RULES = {
+    "prompt": V.text_prompt(),
+    "negative_prompt": V.optional_text(),
+    "seed": V.number_in(0, 2**63 - 1),
+    "height": V.multiple_of(16),
+    "width": V.multiple_of(16),
+    "num_frames": V.multiple_of(4, offset=1),
+    "num_inference_steps": V.positive_int(),
+    "guidance_scale": V.number_in(0.0, None),
+    "guidance_scale_2": V.number_in(0.0, None, optional=True),
+    "boundary_ratio": V.number_in(0.0, 1.0, optional=True),
+    "max_sequence_length": V.positive_int(),
+}
+
+
+class NativeWanPipeline(ComposedPipeline):
+    _required_config_modules = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+    _optional_config_modules = ("transformer_2",)
+
+    def required_modules_for(self, manifest: Manifest) -> list[str]:
+        required = list(self._required_config_modules)
+        if manifest.metadata.get("boundary_ratio") is not None:
+            required.append("transformer_2")
+        return required
+
+    # ---- Wan-specific pieces ----------------------------------------------------------
+    def encode_prompts(self, prompts: list[str], batch: ForwardBatch):
+        length = batch.max_sequence_length
+        inputs = self.tokenizer([prompt_clean(p) for p in prompts], padding="max_length", max_length=length,
+                                truncation=True, add_special_tokens=True, return_attention_mask=True,
+                                return_tensors="pt")
+        device = next(self.text_encoder.parameters()).device
+        mask = inputs.attention_mask.to(device)
+        embeds = self.text_encoder(inputs.input_ids.to(device), mask).last_hidden_state
+        embeds = embeds.to(device=batch.device)
+        # Positions past each prompt's length are zeros, as the official pipeline pads them.
+        return embeds.masked_fill(~mask.to(batch.device).bool()[..., None], 0.0), mask
+
+    def latent_shape(self, batch: ForwardBatch) -> tuple[int, ...]:
+        cfg = self.vae.config
+        return (batch.batch_size, self.transformer.config.in_channels,
+                (batch.num_frames - 1) // cfg.scale_factor_temporal + 1,
+                batch.height // cfg.scale_factor_spatial, batch.width // cfg.scale_factor_spatial)
+
+    def predict_noise(self, model, latents, t, batch: ForwardBatch, branch: str) -> torch.Tensor:
+        if branch == "both":
+            embeds = torch.cat([batch.negative_prompt_embeds, batch.prompt_embeds])
+        else:
+            embeds = batch.prompt_embeds if branch == "cond" else batch.negative_prompt_embeds
+        return model(hidden_states=latents.to(model.dtype), timestep=t.expand(latents.shape[0]),
+                     encoder_hidden_states=embeds, return_dict=False)[0]
+
+    def decode(self, latents: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
+        vae = self.vae
+        latents = latents.to(vae.dtype)
+        shape = (1, vae.config.z_dim, 1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
+        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+        video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+        # [B, C, F, H, W] in [-1, 1] -> frames [B, F, H, W, C] in [0, 1]
+        return (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).float()
+
+    def experts(self) -> list[Expert]:
+        experts = [Expert("transformer", self.transformer, "guidance_scale")]
+        if self.get_module("transformer_2") is not None:
+            experts.append(Expert("transformer_2", self.transformer_2, "guidance_scale_2"))
+        return experts
+
+    # ---- composition ------------------------------------------------------------------
+    def create_pipeline_stages(self):
+        return [
+            InputValidationStage(WAN_RULES, cross_checks=(_guidance_2_needs_boundary,),
+                                 model_defaults=lambda: {"boundary_ratio": self.manifest.metadata.get("boundary_ratio")}),
+            TextEncodingStage(self.encode_prompts),
+            ConditioningStage(lambda: self.transformer.dtype),
+            TimestepPreparationStage(lambda: self.scheduler),
+            LatentPreparationStage(self.latent_shape),
+            DenoisingStage(self.predict_noise, self.experts, cfg="sequential", progress=self.progress),
+            DecodingStage(self.decode, kind="frames"),
+        ]

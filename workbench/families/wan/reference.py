@@ -1,0 +1,147 @@
+"""The official reference: diffusers' `WanPipeline`, built offline and run with stage capture.
+
+`build_reference(out, scale)` writes `out/official` (diffusers `save_pretrained`) and
+`out/converted` (the same files, with a manifest naming our native class).
+`run_reference(official_dir, params)` runs the official pipeline and records the same
+checkpoints the native pipeline records, in the same order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from workbench.api.params import SamplingParam
+from workbench.families.offline import clone_parameters, seeded, t5_tokenizer
+from workbench.parity.capture import CaptureSet, step_checkpoint
+
+OFFICIAL_CLASS = "WanPipeline"
+NATIVE_CLASS = "NativeWanPipeline"
+
+# Sizes: `tiny` for CPU/CI (offline_references.md); `full` = Wan2.1-T2V-1.3B architecture.
+TRANSFORMER_SIZES = {
+    "tiny": dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16,
+                 out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                 qk_norm="rms_norm_across_heads", rope_max_seq_len=32),
+    "full": dict(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
+                 out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
+                 qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+}
+TEXT_ENCODER_SIZES = {
+    "tiny": dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+                 relative_attention_max_distance=16),
+    # umt5-xxl encoder
+    "full": dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                 relative_attention_num_buckets=32, relative_attention_max_distance=128),
+}
+VAE_SIZES = {
+    "tiny": dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                 temperal_downsample=[False, True, True]),
+    "full": dict(),  # the constructor defaults are the released Wan 2.1 VAE
+}
+TOKENIZER_MAX_LENGTH = {"tiny": 64, "full": 512}
+# What the Wan 2.1 diffusers releases ship (scheduler_config.json): flow UniPC, shift 3.0.
+SCHEDULER_CONFIG = dict(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0,
+                        num_train_timesteps=1000)
+
+
+def build_official(scale: str = "tiny", dtype: torch.dtype = torch.float32, transformer_2: bool = False,
+                   boundary_ratio: float | None = None):
+    """The official diffusers pipeline from seeded random-init components."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    tokenizer = t5_tokenizer(TOKENIZER_MAX_LENGTH[scale])
+    seeded(0)
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
+                                               dropout_rate=0.0, is_encoder_decoder=False,
+                                               **TEXT_ENCODER_SIZES[scale])).to(dtype).eval()
+    seeded(1)
+    transformer = WanTransformer3DModel(**TRANSFORMER_SIZES[scale]).to(dtype).eval()
+    second = None
+    if transformer_2:
+        seeded(2)
+        second = WanTransformer3DModel(**TRANSFORMER_SIZES[scale]).to(dtype).eval()
+    seeded(3)
+    vae = AutoencoderKLWan(**VAE_SIZES[scale]).eval()
+    scheduler = UniPCMultistepScheduler(**SCHEDULER_CONFIG)
+    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
+                       transformer=transformer, transformer_2=second, boundary_ratio=boundary_ratio)
+
+
+def build_reference(out: Path, scale: str = "tiny") -> Path:
+    """Write `out/official` and `out/converted` (byte-identical across processes)."""
+    from workbench.families.conversion import write_converted
+
+    pipe = build_official(scale)
+    pipe.save_pretrained(out / "official", safe_serialization=True)
+    write_converted(out / "official", out / "converted", NATIVE_CLASS)
+    return out
+
+
+def load_official(official_dir: Path, device: torch.device):
+    from diffusers import WanPipeline
+
+    pipe = WanPipeline.from_pretrained(str(official_dir))
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            clone_parameters(module)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def run_reference(official_dir: Path, params: SamplingParam, device: torch.device = torch.device("cpu"),
+                  pipe=None) -> tuple[CaptureSet, torch.Tensor]:
+    """Run the official pipeline with `params`; return its checkpoints and frames [B,F,H,W,3]."""
+    pipe = pipe or load_official(official_dir, device)
+    if params.flow_shift is not None and pipe.scheduler.config.flow_shift != params.flow_shift:
+        # The official recipe for another shift (pipeline_wan.py EXAMPLE_DOC_STRING).
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=params.flow_shift)
+
+    seen: dict = {"steps": []}
+    prepare_latents = pipe.prepare_latents
+
+    def capture_initial(*args, **kwargs):
+        latents = prepare_latents(*args, **kwargs)
+        seen["initial_latents"] = latents.clone()
+        return latents
+
+    boundary = pipe.config.boundary_ratio
+
+    def on_step_end(pipeline, i, t, tensors):
+        if i == 0:
+            seen["prompt_embeds"] = tensors["prompt_embeds"]
+            seen["negative_prompt_embeds"] = tensors.get("negative_prompt_embeds")
+        second = boundary is not None and t < boundary * pipeline.scheduler.config.num_train_timesteps
+        scale = (pipeline._guidance_scale_2 if second else pipeline._guidance_scale)
+        seen["steps"].append((i, t, tensors["latents"].clone(),
+                              {"expert": "transformer_2" if second else "transformer", "guidance_scale": float(scale)}))
+        return {}
+
+    kwargs = dict(prompt=params.prompt, negative_prompt=params.negative_prompt, height=params.height,
+                  width=params.width, num_frames=params.num_frames, num_inference_steps=params.num_inference_steps,
+                  guidance_scale=params.guidance_scale, max_sequence_length=params.max_sequence_length,
+                  generator=torch.Generator("cpu").manual_seed(int(params.seed)), output_type="np",
+                  callback_on_step_end=on_step_end,
+                  callback_on_step_end_tensor_inputs=["latents", "prompt_embeds", "negative_prompt_embeds"])
+    if params.guidance_scale_2 is not None:
+        kwargs["guidance_scale_2"] = params.guidance_scale_2
+    pipe.prepare_latents = capture_initial
+    try:
+        frames = torch.from_numpy(pipe(**kwargs).frames)
+    finally:
+        del pipe.prepare_latents
+
+    capture = CaptureSet()
+    capture.record("prompt_embeds", seen["prompt_embeds"], "embedding")
+    if seen.get("negative_prompt_embeds") is not None:
+        capture.record("negative_prompt_embeds", seen["negative_prompt_embeds"], "embedding")
+    capture.record("timesteps", pipe.scheduler.timesteps, "schedule")
+    capture.record("sigmas", pipe.scheduler.sigmas, "schedule")
+    capture.record("initial_latents", seen["initial_latents"], "latent")
+    for i, t, latents, info in seen["steps"]:
+        capture.record(step_checkpoint(i), latents, "latent", step=i, meta={"timestep": float(t), **info})
+    capture.record("final_latents", seen["steps"][-1][2], "latent")
+    capture.record("frames", frames, "frames")
+    return capture, frames
