@@ -16,6 +16,10 @@ from workbench.errors import WorkbenchError
 # (command, module providing configure/run, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("families", "workbench.commands.families", "list registered families, classes, workloads and presets"),
+    ("build-reference", "workbench.commands.build_reference", "build a family's official pipeline offline"),
+    ("parity", "workbench.commands.parity", "compare the native pipeline with the official one"),
+    ("generate", "workbench.commands.generate", "generate media with the native pipeline"),
+    ("bless", "workbench.commands.bless", "regenerate golden artifacts in reference_outputs/"),
 ]
 
 

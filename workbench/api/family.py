@@ -53,6 +53,7 @@ class FamilyConfig:
     reference_module: str             # module with build_reference() and run_reference()
     media: Callable[[SamplingParam], Any]
     output_kind: str = "frames"       # "frames" | "waveform" | "joint"
+    golden_presets: tuple[str, ...] = ("tiny-ci",)  # presets with goldens in reference_outputs/ (CPU-sized)
     description: str = ""
 
     def default_values(self) -> dict[str, Any]:

@@ -75,3 +75,13 @@ def clone_parameters(module: torch.nn.Module) -> torch.nn.Module:
         for b in module.buffers():
             b.data = b.data.clone()
     return module.eval()
+
+
+def quiet_hf() -> None:
+    """Silence diffusers/transformers progress bars and load chatter: our own bars say more."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    for log in (dlog, tlog):
+        log.set_verbosity_error()
+        log.disable_progress_bar()

@@ -1,0 +1,72 @@
+"""`generate()`: one request through a family's native pipeline, media written to disk."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from workbench.api.params import SamplingParam
+from workbench.runtime.pipeline import ComposedPipeline
+
+_PIPELINES: dict[tuple, ComposedPipeline] = {}
+
+
+def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto",
+                  module_dtypes: Mapping[str, torch.dtype] | None = None, progress: bool = True) -> ComposedPipeline:
+    """Load (once per process) the native pipeline of a converted directory."""
+    from workbench.runtime.device import resolve_device
+
+    model_dir = Path(model_dir).resolve()
+    manifest_mtime = (model_dir / "model_index.json").stat().st_mtime_ns if (model_dir / "model_index.json").exists() else 0
+    dev = resolve_device(device)
+    key = (str(model_dir), manifest_mtime, str(dev), tuple(sorted((k, str(v)) for k, v in (module_dtypes or {}).items())))
+    pipe = _PIPELINES.get(key)
+    if pipe is None:
+        pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, module_dtypes=dict(module_dtypes or {}))
+        _PIPELINES[key] = pipe
+    pipe.progress = progress
+    return pipe
+
+
+@dataclass
+class Generation:
+    params: SamplingParam
+    output: torch.Tensor          # frames [B,F,H,W,3] in [0,1] or waveform [B,C,T]
+    media: Any                    # VideoMedia | AudioMedia | JointMedia
+    stage_timings: dict[str, float]
+    peak_memory_mb: float | None
+    wall_s: float
+    paths: list[Path] = field(default_factory=list)
+    batch: Any = None
+
+
+def generate(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
+             device: str = "auto", model_dir: str | Path | None = None, out: str | Path | None = None,
+             frames_dir: str | Path | None = None, hooks=None, progress: bool = True) -> Generation:
+    from workbench import registry
+    from workbench.families.offline import quiet_hf
+    from workbench.media import write_outputs
+    from workbench.parity.runner import resolve_model_dir
+    from workbench.runtime.device import resolve_device
+
+    family = registry.get_family(family_name)
+    params = family.sampling_params(preset, request)
+    dev = resolve_device(device)
+    quiet_hf()
+    root = resolve_model_dir(family, model_dir)
+    pipe = load_pipeline(root / "converted", device=dev, progress=progress)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    start = time.perf_counter()
+    batch = pipe(params, hooks=hooks)
+    wall = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
+    media = family.media(params)
+    result = Generation(params, batch.output, media, dict(batch.stage_timings), peak, wall, batch=batch)
+    if out is not None or frames_dir is not None:
+        result.paths = write_outputs(family, result, out, frames_dir)
+    return result

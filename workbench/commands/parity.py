@@ -1,0 +1,35 @@
+"""`workbench parity FAMILY`: official vs native, checkpoint by checkpoint.
+
+Exit 0 on pass, 1 on a parity failure (the first divergent checkpoint is printed), 2 on
+bad input.
+"""
+
+from __future__ import annotations
+
+from workbench.commands.common import add_request_args, request_from_args
+
+
+def configure(parser) -> None:
+    add_request_args(parser, device_default="cpu")
+    parser.add_argument("--mode", default="exact", choices=("exact", "fast"),
+                        help="exact: CPU fp32, <=1e-6; fast: CUDA bf16 within DESIGN tolerances")
+    parser.add_argument("--json", help="write the verdict JSON here")
+    parser.add_argument("--report", help="write a self-contained HTML report here")
+
+
+def run(args) -> int:
+    from workbench.parity.runner import run_parity
+
+    result = run_parity(args.family, preset=args.preset, request=request_from_args(args), mode=args.mode,
+                        model_dir=args.model_dir, device=args.device)
+    verdict = result.verdict
+    print(verdict.summary_table())
+    if args.json:
+        verdict.to_json(args.json)
+        print(f"verdict: {args.json}")
+    if args.report:
+        from workbench.parity.report import write_report
+
+        write_report(verdict, result.reference, result.native, args.report)
+        print(f"report: {args.report}")
+    return verdict.exit_code

@@ -1,0 +1,88 @@
+"""Writing generated media: mp4 (imageio-ffmpeg), PNG frames, wav (soundfile), with a JSON
+sidecar that records the media contract and the parameters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workbench.errors import ParameterError
+from workbench.io import atomic_path, atomic_write_text
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """[F,H,W,3] floats in [0,1] -> uint8."""
+    return (frames.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+
+
+def write_video(frames: torch.Tensor, path: Path, fps: int) -> Path:
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if path.suffix not in VIDEO_SUFFIXES:
+        raise ParameterError(f"--out {path}: expected a video file ending in {' or '.join(VIDEO_SUFFIXES)}")
+    with atomic_path(path) as tmp:
+        # macro_block_size=1 keeps tiny test sizes (32x32) as they are.
+        with imageio.get_writer(tmp, fps=fps, format="FFMPEG" if path.suffix == ".mp4" else None,
+                                **({"macro_block_size": 1} if path.suffix == ".mp4" else {})) as writer:
+            for frame in to_uint8(frames):
+                writer.append_data(frame)
+    return path
+
+
+def write_frames(frames: torch.Tensor, directory: Path) -> list[Path]:
+    import imageio.v2 as imageio
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(to_uint8(frames)):
+        with atomic_path(directory / f"frame_{i:04d}.png") as tmp:
+            imageio.imwrite(tmp, frame, format="PNG")
+        paths.append(directory / f"frame_{i:04d}.png")
+    return paths
+
+
+def write_audio(waveform: torch.Tensor, path: Path, sampling_rate: int) -> Path:
+    """[C,T] floats -> a wav/flac file."""
+    import soundfile as sf
+
+    path = Path(path)
+    if path.suffix not in AUDIO_SUFFIXES:
+        raise ParameterError(f"--out {path}: expected an audio file ending in {' or '.join(AUDIO_SUFFIXES)}")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), waveform.detach().cpu().float().numpy().T, sampling_rate,
+                 format=path.suffix[1:].upper())
+    return path
+
+
+def write_sidecar(path: Path, family: str, media, params) -> Path:
+    meta = {"family": family, "media": asdict(media) if is_dataclass(media) else media,
+            "parameters": params.to_json_dict()}
+    return atomic_write_text(Path(str(path) + ".json"), json.dumps(meta, indent=2) + "\n")
+
+
+def write_outputs(family, result, out: Path | None, frames_dir: Path | None) -> list[Path]:
+    """Write the first sample of a generation as the family's media kind."""
+    written: list[Path] = []
+    sample = result.output[0]
+    if family.output_kind == "frames":
+        if out is not None:
+            written.append(write_video(sample, Path(out), result.media.fps))
+        if frames_dir is not None:
+            written += write_frames(sample, Path(frames_dir))
+    elif family.output_kind == "waveform":
+        if out is not None:
+            written.append(write_audio(sample, Path(out), result.media.sampling_rate))
+    else:
+        raise ParameterError(f"family {family.name}: output kind {family.output_kind!r} has no writer")
+    if out is not None:
+        written.append(write_sidecar(Path(out), family.name, result.media, result.params))
+    return written

@@ -1,0 +1,85 @@
+"""Pipeline parity: run the official reference and the native port on the same inputs,
+capture every checkpoint on both sides, and compare them into a verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from workbench.api.params import SamplingParam
+from workbench.errors import ParameterError, WorkbenchError
+from workbench.parity.capture import CaptureHooks, CaptureSet
+
+MODES = ("exact", "fast")
+
+
+@dataclass
+class ParityRun:
+    verdict: Any  # workbench.parity.verdict.Verdict
+    reference: CaptureSet
+    native: CaptureSet
+    params: SamplingParam
+    model_dir: Path
+
+
+def resolve_model_dir(family, model_dir: str | Path | None) -> Path:
+    from workbench.references import ensure_reference
+
+    if model_dir is None:
+        return ensure_reference(family)
+    model_dir = Path(model_dir)
+    for side in ("official", "converted"):
+        if not (model_dir / side / "model_index.json").is_file():
+            raise ParameterError(
+                f"--model-dir {model_dir}: expected {side}/model_index.json (build one with "
+                f"`workbench build-reference {family.name} --out {model_dir}`)")
+    return model_dir
+
+
+def run_native(converted_dir: Path, params: SamplingParam, device: str | torch.device = "cpu",
+               module_dtypes: Mapping[str, torch.dtype] | None = None, progress: bool = False) -> tuple[CaptureSet, Any]:
+    from workbench.api.generate import load_pipeline
+
+    pipe = load_pipeline(converted_dir, device=device, module_dtypes=module_dtypes, progress=progress)
+    capture = CaptureSet()
+    batch = pipe(params, hooks=CaptureHooks(capture))
+    return capture, batch
+
+
+def run_reference(family, official_dir: Path, params: SamplingParam, device: torch.device) -> CaptureSet:
+    try:
+        capture, _ = family.reference.run_reference(official_dir, params, device)
+    except (ValueError, TypeError) as exc:
+        raise WorkbenchError(f"official {family.official_pipeline} rejected the request: {exc}") from exc
+    return capture
+
+
+def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
+               mode: str = "exact", model_dir: str | Path | None = None, device: str = "cpu") -> ParityRun:
+    from workbench import registry
+    from workbench.families.offline import quiet_hf
+    from workbench.parity.compare import compare_captures
+    from workbench.references import versions
+    from workbench.runtime.device import resolve_device
+
+    if mode not in MODES:
+        raise ParameterError(f"--mode {mode!r}: expected one of {MODES}")
+    family = registry.get_family(family_name)
+    params = family.sampling_params(preset, request)
+    dev = resolve_device(device)
+    if mode == "exact" and dev.type != "cpu":
+        raise ParameterError(f"--mode exact runs on CPU in fp32 (got --device {device}); use --mode fast on CUDA")
+    quiet_hf()
+    root = resolve_model_dir(family, model_dir)
+    # Native first: its input validation gives the clearer error for a bad request.
+    native, _ = run_native(root / "converted", params, dev)
+    reference = run_reference(family, root / "official", params, dev)
+    verdict = compare_captures(reference, native, mode=mode)
+    verdict.family = family.name
+    verdict.preset = preset or family.default_preset
+    verdict.parameters = params.to_json_dict()
+    verdict.versions = versions()
+    return ParityRun(verdict, reference, native, params, root)
