@@ -20,6 +20,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("parity", "workbench.commands.parity", "compare the native pipeline with the official one"),
     ("generate", "workbench.commands.generate", "generate media with the native pipeline"),
     ("bless", "workbench.commands.bless", "regenerate golden artifacts in reference_outputs/"),
+    ("run", "workbench.commands.run", "execute a family's notebooks headless (papermill) into runs/"),
+    ("lab", "workbench.commands.lab", "start or stop JupyterLab on 127.0.0.1 with a token"),
 ]
 
 

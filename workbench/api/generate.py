@@ -28,7 +28,12 @@ def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto",
     if pipe is None:
         pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, module_dtypes=dict(module_dtypes or {}))
         _PIPELINES[key] = pipe
+    # Stages copied `progress` when they were built; a cached pipeline must follow this call's
+    # choice (a notebook cell would otherwise print a tqdm widget per run).
     pipe.progress = progress
+    for stage in pipe.stages:
+        if hasattr(stage, "progress"):
+            stage.progress = progress
     return pipe
 
 

@@ -1,0 +1,83 @@
+"""nbval over the blessed executed notebooks in reference_outputs/notebooks/<family>/.
+
+Each family's notebooks are copied to a temporary working directory (files the notebooks
+write land there, not in reference_outputs/) and re-executed by nbval in a subprocess:
+kernel of this environment (`--nbval-current-env`), no cache, the sanitize file. Every
+output not tagged `nbval-ignore-output` must come out the same, parity numbers included.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import REPO, kernel_env
+from workbench import registry
+
+REFERENCE = REPO / "reference_outputs" / "notebooks"
+SANITIZE = REFERENCE / "nbval_sanitize.cfg"
+SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
+           "--nbval-sanitize-with", str(SANITIZE), "--rootdir", str(cwd), "-q", *map(str, paths)]
+    return subprocess.run(cmd, cwd=cwd, env=kernel_env(), capture_output=True, text=True, timeout=1200)
+
+
+def copy_family(family: str, tmp_path: Path, names: list[str] | None = None) -> list[Path]:
+    work = tmp_path / family
+    work.mkdir()
+    return [Path(shutil.copy(p, work)) for p in sorted((REFERENCE / family).glob("*.ipynb"))
+            if names is None or p.stem in names]
+
+
+def _cells(path: Path) -> list[tuple[str, list[str]]]:
+    nb = nbformat.read(path, as_version=4)
+    return [(c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells
+            if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("family", sorted(registry.FAMILIES))
+def test_every_family_has_blessed_notebooks_in_step_with_the_sources(family):
+    blessed = REFERENCE / family
+    hint = f"run `workbench bless {family} --only notebooks` and commit {blessed.relative_to(REPO)}"
+    assert sorted(p.name for p in blessed.glob("*.ipynb")) == [p.name for p in SOURCES], hint
+    for source in SOURCES:
+        assert _cells(blessed / source.name) == _cells(source), f"{source.name} changed since blessing; {hint}"
+        params = nbformat.read(blessed / source.name, as_version=4).metadata.papermill.parameters
+        assert params["family"] == family and params.get("device", "cpu") == "cpu"
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(p.name for p in REFERENCE.iterdir() if p.is_dir()))
+def test_nbval_reexecutes_the_blessed_notebooks(family, tmp_path):
+    proc = nbval(copy_family(family, tmp_path), tmp_path)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_nbval_fails_when_a_printed_number_changes(tmp_path):
+    (path,) = copy_family("wan_t2v", tmp_path, ["01_pipeline_wiring"])
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if "nb.print_sample(sample)" in c.source]
+    text = cell.outputs[0]["text"]
+    marker = "mean "
+    start = text.index(marker) + len(marker)
+    number = text[start:start + 9]
+    changed = f"{float(number) * 1.001:.3e}"
+    assert changed != number
+    cell.outputs[0]["text"] = text[:start] + changed + text[start + 9:]
+    nbformat.write(nb, path)
+
+    proc = nbval([path], tmp_path)
+    assert proc.returncode == 1, proc.stdout[-4000:]
+    assert "Cell outputs differ" in proc.stdout and changed in proc.stdout and "1 failed" in proc.stdout

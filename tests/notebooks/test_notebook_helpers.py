@@ -1,0 +1,134 @@
+"""The functions behind the notebook cells, on the default family's tiny build (CPU)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # this test process only; notebook kernels keep the inline backend
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from workbench import notebook_helpers as nb
+from workbench import registry
+from workbench.api.presets import InferencePreset, PresetTable
+from workbench.media_plots import frame_indices, plot_media, plot_stage_timings, plot_sweep
+
+T2V_ORDER = ["InputValidationStage", "TextEncodingStage", "ConditioningStage", "TimestepPreparationStage",
+             "LatentPreparationStage", "DenoisingStage", "DecodingStage"]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_parameters_print_aligned_and_requests_keep_preset_values(capsys):
+    nb.print_parameters(family="wan_t2v", steps=None)
+    assert capsys.readouterr().out == "family = 'wan_t2v'\nsteps  = None\n"
+    assert nb.request_from(seed=2, steps=None, guidance=1.5) == {"seed": 2, "guidance_scale": 1.5}
+    assert nb.num(0.000123456) == "1.235e-04"
+
+
+def test_wiring_reads_the_converted_directory_like_the_runtime(capsys):
+    w = nb.inspect_wiring("wan_t2v")
+    roles = {m.name: (m.role, m.status) for m in w.modules}
+    assert roles == {"scheduler": ("required", "loaded"), "text_encoder": ("required", "loaded"),
+                     "tokenizer": ("required", "loaded"), "transformer": ("required", "loaded"),
+                     "transformer_2": ("optional", "disabled"), "vae": ("required", "loaded")}
+    assert (w.official_class, w.manifest_class, w.resolved_class, w.detected_family) == (
+        "WanPipeline", "NativeWanPipeline", "NativeWanPipeline", "wan_t2v")
+    assert [s.name for s in w.stages] == T2V_ORDER
+    assert w.stages[-1].captures == ["frames"] and "num_frames" in w.stages[0].checks_in
+    nb.print_stage_chain(w)
+    nb.print_class_resolution(w)
+    out = capsys.readouterr().out
+    assert out.startswith(" -> ".join(T2V_ORDER)) and "WARNING" not in out
+    nb.print_registry_entry("wan_t2v")
+    assert "height              = 480" in capsys.readouterr().out
+
+
+def test_provenance_names_the_layer_of_every_field():
+    rows = {name: (value, where) for name, value, where in nb.provenance("wan_t2v", None, {"seed": 7})}
+    assert rows["seed"] == (7, "request")
+    assert rows["height"] == (32, "preset tiny-ci@v1")
+    assert rows["flow_shift"] == (None, "class default")
+    full = {n: w for n, _, w in nb.provenance("wan_t2v", "wan2.1-1.3b-480p")}
+    assert full["height"] == "preset wan2.1-1.3b-480p@v1"
+    assert set(rows) == {f for f in nb.SamplingParam.field_names()}
+
+
+def test_preset_lint_catches_invalid_values_and_unknown_stages(monkeypatch):
+    assert [(r.preset, r.problems) for r in nb.lint_presets("wan_t2v")] == [
+        ("tiny-ci@v1", []), ("wan2.1-1.3b-480p@v1", [])]
+    family = registry.get_family("wan_t2v")
+    good = family.preset()
+    bad = InferencePreset("wan_t2v", "bad", 1, good.workload_type, "height not a multiple of 16",
+                          defaults={**good.defaults, "height": 30}, stage_schemas={"NoSuchStage": {"x": int}})
+    table = PresetTable()
+    table.add_all([good, bad])
+    monkeypatch.setattr(registry, "PRESETS", table)
+    problems = {r.preset: r.problems for r in nb.lint_presets("wan_t2v")}
+    assert problems["tiny-ci@v1"] == []
+    assert problems["bad@v1"] == [
+        "stage 'InputValidationStage': field 'height' expected a positive multiple of 16, got 30",
+        "stage_schemas name stages not in the chain: ['NoSuchStage']"]
+
+
+def test_refusals_and_overrides_are_shown_with_their_messages(capsys):
+    nb.show_refusals("wan_t2v")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(": refused: " in line for line in lines)
+    assert "did you mean num_inference_steps" in lines[0]
+    assert nb.example_overrides("wan_t2v") == ["DenoisingStage.cfg=batched"]
+    nb.print_overrides("wan_t2v", None)
+    assert capsys.readouterr().out == "requested: ['DenoisingStage.cfg=batched']\nDenoisingStage: {'cfg': 'batched'}\n"
+    nb.print_overrides("wan_t2v", None, [])
+    assert capsys.readouterr().out == "requested: []\nno overrides\n"
+
+
+def test_sample_generation_writes_media_and_prints_fixed_digits(tmp_path, capsys):
+    sample = nb.generate_sample("wan_t2v", None, "cpu", {"seed": 0, "num_inference_steps": 2})
+    assert list(sample.media) == ["frames"] and sample.media["frames"].shape == (9, 32, 32, 3)
+    assert (sample.fps, sample.sampling_rate, sample.device) == (8, None, "cpu")
+    paths = nb.write_sample(sample, tmp_path / "out", stem="wan")
+    assert [p.name for p in paths] == ["wan.mp4"] and paths[0].stat().st_size > 0
+    nb.print_sample(sample)
+    out = capsys.readouterr().out
+    assert "frames      : shape (9, 32, 32, 3) float32 finite=True  min " in out and f"wrote       : {paths[0].as_posix()}" in out
+    assert type(nb.show_sample(sample)[0]).__name__ == "Video"
+    nb.print_performance(sample)
+    assert "peak memory : n/a (CPU)" in capsys.readouterr().out
+    assert nb.plot_sample(sample).get_size_inches().tolist() == [14.4, 2.4]
+    assert len(nb.plot_stage_timings(sample).axes) == 1
+
+
+def test_sweep_moves_away_from_the_preset_only_off_the_preset_cell(capsys):
+    assert nb.sweep_grid("wan_t2v") == ([1, 3, 6], [1.0, 5.0])
+    sweep = nb.run_sweep("wan_t2v", steps=[1, 3], guidance=[5.0])
+    deltas = [row[0].stats["delta"] for row in sweep.cells]
+    assert deltas[0] > 0 and deltas[1] == 0.0  # steps 3 / guidance 5 is the preset itself
+    nb.print_sweep(sweep)
+    assert capsys.readouterr().out.splitlines()[2].endswith("0.000e+00")
+    assert len(nb.plot_sweep(sweep).axes) == 2
+
+
+def test_tuning_sliders_start_at_the_request_and_include_shift_when_the_scheduler_has_one():
+    specs = nb.slider_specs("wan_t2v", request={"seed": 5, "num_inference_steps": 2})
+    assert specs == {"steps": (1, 8, 1, 2), "guidance": (0.0, 10.0, 0.5, 5.0), "shift": (0.5, 8.0, 0.5, 3.0),
+                     "seed": (0, 1000, 1, 5)}
+    widget = nb.tuning_widget("wan_t2v", request={"num_inference_steps": 1})
+    assert [c.description for c in widget.children[:4]] == ["steps", "guidance", "shift", "seed"]
+
+
+def test_media_figures_cover_frames_waveforms_and_joint_media():
+    assert frame_indices(9, 8) == [0, 1, 2, 3, 5, 6, 7, 8] and frame_indices(3, 8) == [0, 1, 2]
+    frames, wave = torch.rand(9, 16, 16, 3), torch.randn(2, 800)
+    assert len(plot_media({"frames": frames}).axes) == 8
+    assert len(plot_media({"waveform": wave}, sampling_rate=16000).axes) == 1
+    joint = plot_media({"frames": frames, "waveform": wave}, sampling_rate=16000)
+    assert len(joint.axes) == 9 and joint.get_size_inches().tolist() == [14.4, 4.8]
+    assert len(plot_stage_timings({"A": 0.1, "B": 0.2}).axes) == 1
+    assert len(plot_sweep([[{"waveform": wave}, {"frames": frames}]], ["r"], ["a", "b"], 16000).axes) == 2

@@ -1,0 +1,539 @@
+"""What the notebooks call. A notebook cell is one or two calls into this module, so the
+logic behind every cell is reachable from pytest (DESIGN section 2).
+
+Everything printed here is meant for nbval to compare: numbers at fixed significant
+digits, no addresses, no absolute paths, no timings. Timings and device-dependent numbers
+are printed by `print_performance` only, whose cell is tagged `nbval-ignore-output`.
+Functions take the family by name and branch on `family.output_kind`, so every notebook
+works for every registered family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from workbench.api.generate import Generation
+from workbench.api.params import SamplingParam
+from workbench.errors import WorkbenchError
+from workbench.runtime.hooks import PipelineHooks
+
+MEDIA_KINDS = ("frames", "waveform")
+
+
+def num(x: float) -> str:
+    """The one number format nbval compares: 4 significant digits."""
+    return f"{x:.3e}"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def print_parameters(**values: Any) -> None:
+    """The notebook's parameters as it runs them (after papermill's injection)."""
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        print(f"{key:<{width}} = {value!r}")
+
+
+def request_from(seed: int | None = None, steps: int | None = None, guidance: float | None = None,
+                 shift: float | None = None) -> dict[str, Any]:
+    """Notebook parameter names -> SamplingParam fields; None keeps the preset's value."""
+    names = {"seed": seed, "num_inference_steps": steps, "guidance_scale": guidance, "flow_shift": shift}
+    return {k: v for k, v in names.items() if v is not None}
+
+
+def _family(name: str):
+    from workbench import registry
+
+    return registry.get_family(name)
+
+
+def _pipeline(family, device: str = "cpu"):
+    from workbench.api.generate import load_pipeline
+    from workbench.families.offline import quiet_hf
+    from workbench.parity.runner import resolve_model_dir
+
+    quiet_hf()
+    return load_pipeline(resolve_model_dir(family, None) / "converted", device=device, progress=False)
+
+
+# ---- 01 pipeline wiring ------------------------------------------------------------------
+@dataclass
+class ModuleRow:
+    name: str
+    spec: str       # "library.Class" from the manifest, or "[null, null]"
+    role: str       # required | optional | not used
+    status: str     # loaded | on disk | missing | disabled
+
+
+@dataclass
+class StageRow:
+    name: str
+    checks_in: list[str]
+    checks_out: list[str]
+    captures: list[str]
+
+
+@dataclass
+class Wiring:
+    family: str
+    official_class: str
+    manifest_class: str
+    resolved_class: str
+    detected_family: str
+    modules: list[ModuleRow]
+    metadata: dict[str, Any]
+    stages: list[StageRow]
+
+
+def inspect_wiring(family_name: str) -> Wiring:
+    """Read the converted directory of the family's tiny build the way the runtime does."""
+    from workbench import registry
+    from workbench.runtime.batch import ForwardBatch
+
+    family = _family(family_name)
+    pipe = _pipeline(family)
+    manifest = pipe.manifest
+    required = set(pipe.required_modules)
+    optional = set(pipe._optional_config_modules)
+    rows = []
+    for name in sorted(set(manifest.modules) | required):
+        spec = manifest.modules.get(name)
+        role = "required" if name in required else "optional" if name in optional else "not used"
+        if spec is None:
+            rows.append(ModuleRow(name, "-", role, "missing"))
+            continue
+        text = "[null, null]" if spec.disabled else f"{spec.library}.{spec.class_name}"
+        status = "disabled" if spec.disabled else "loaded" if name in pipe.modules else "on disk"
+        rows.append(ModuleRow(name, text, role, status))
+    empty = ForwardBatch()
+    stages = [StageRow(s.name, sorted(s.input_checks(empty)), sorted(s.output_checks(empty)),
+                       [ckpt for ckpt, _ in s.captures.values()]) for s in pipe.stages]
+    return Wiring(
+        family=family.name,
+        official_class=manifest.raw.get("_official_class_name", "-"),
+        manifest_class=manifest.class_name,
+        resolved_class=registry.resolve_pipeline_class(manifest).__qualname__,
+        detected_family=registry.family_for_manifest(manifest, pipe.model_dir).name,
+        modules=rows,
+        metadata={k: v for k, v in manifest.metadata.items()},
+        stages=stages,
+    )
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_modules(w: Wiring) -> None:
+    print(_table([("module", "manifest [library, class]", "role", "status")]
+                 + [(m.name, m.spec, m.role, m.status) for m in w.modules]))
+    if w.metadata:
+        print("metadata (non-module keys):", ", ".join(f"{k}={_short(v, 30)}" for k, v in w.metadata.items()))
+
+
+def print_class_resolution(w: Wiring) -> None:
+    print(f"official _class_name       : {w.official_class}")
+    print(f"converted _class_name      : {w.manifest_class}")
+    print(f"registry resolves (exact)  : {w.resolved_class}")
+    print(f"detector picks family      : {w.detected_family}")
+    if w.detected_family != w.family:
+        print(f"WARNING: the detectors pick {w.detected_family!r}, not {w.family!r}")
+
+
+def print_stage_chain(w: Wiring) -> None:
+    print(" -> ".join(s.name for s in w.stages))
+    for i, s in enumerate(w.stages, 1):
+        print(f"{i}. {s.name}")
+        print(f"     checks in : {', '.join(s.checks_in) or '-'}")
+        print(f"     checks out: {', '.join(s.checks_out) or '-'}")
+        print(f"     captures  : {', '.join(s.captures) or '-'}")
+
+
+def print_registry_entry(family_name: str) -> None:
+    """The family's registration and its official defaults with the source of each."""
+    from workbench import registry
+
+    f = _family(family_name)
+    print(f"family           : {f.name}  ({f.description})")
+    print(f"workload         : {f.workload.name}  output kind: {f.output_kind}")
+    print(f"pipeline class   : {f.pipeline_class.__module__}.{f.pipeline_class.__qualname__}")
+    print(f"official         : {f.official_pipeline}  (built by {f.reference_module})")
+    print(f"presets          : {', '.join(f'{p.name}@v{p.version}' for p in registry.PRESETS.for_family(f.name))}"
+          f"  (default {f.default_preset}; goldens {', '.join(f.golden_presets)})")
+    print(f"detectors        : {len(f.detectors)}")
+    for d in f.detectors:
+        print(f"  class names {list(d.class_names)}  path substrings {list(d.path_substrings)}"
+              f"  metadata keys {sorted(d.metadata)}")
+    print("official defaults:")
+    width = max(len(k) for k in f.defaults)
+    for key, value in f.defaults.items():
+        print(f"  {key:<{width}} = {_short(value.value, 36):<36}  # {value.source}")
+
+
+# ---- generation --------------------------------------------------------------------------
+class MediaHooks(PipelineHooks):
+    """Keeps the decoded media (the checkpoints of kind frames/waveform) of one run.
+
+    Uses the capture contract's names, so joint audio-video families need no special case.
+    """
+
+    def __init__(self) -> None:
+        self.media: dict[str, torch.Tensor] = {}
+
+    def on_stage_end(self, stage, batch):
+        for field_name, (checkpoint, kind) in stage.captures.items():
+            value = getattr(batch, field_name, None)
+            if kind in MEDIA_KINDS and isinstance(value, torch.Tensor):
+                self.media[checkpoint] = value.detach().cpu()
+
+
+@dataclass
+class Sample:
+    """One generation and its first sample's media, by capture name."""
+
+    family: str
+    generation: Generation
+    media: dict[str, torch.Tensor]
+    device: str
+    paths: list[Path] = field(default_factory=list)
+
+    @property
+    def fps(self) -> int | None:
+        m = self.generation.media
+        return getattr(getattr(m, "video", m), "fps", None)
+
+    @property
+    def sampling_rate(self) -> int | None:
+        m = self.generation.media
+        return getattr(getattr(m, "audio", m), "sampling_rate", None)
+
+
+def generate_sample(family_name: str, preset: str | None = None, device: str = "cpu",
+                    request: Mapping[str, Any] | None = None) -> Sample:
+    from workbench.api.generate import generate
+    from workbench.runtime.device import resolve_device
+
+    hooks = MediaHooks()
+    gen = generate(family_name, preset=preset, request=request, device=device, hooks=hooks, progress=False)
+    if not hooks.media:
+        raise WorkbenchError(f"family {family_name}: no stage captured media of kind {' or '.join(MEDIA_KINDS)}")
+    return Sample(family_name, gen, {k: v[0] for k, v in hooks.media.items()}, str(resolve_device(device)))
+
+
+def write_sample(sample: Sample, out_dir: str | Path, stem: str = "sample") -> list[Path]:
+    """The sample as an mp4 and/or a wav under `out_dir` (relative to the working directory)."""
+    from workbench.media import write_audio, write_video
+
+    out_dir = Path(out_dir)
+    if "frames" in sample.media:
+        sample.paths.append(write_video(sample.media["frames"], out_dir / f"{stem}.mp4", sample.fps))
+    if "waveform" in sample.media:
+        sample.paths.append(write_audio(sample.media["waveform"], out_dir / f"{stem}.wav", sample.sampling_rate))
+    return sample.paths
+
+
+def tensor_stats(t: torch.Tensor) -> dict[str, Any]:
+    x = t.detach().float()
+    finite = bool(torch.isfinite(x).all())
+    return {"shape": tuple(t.shape), "dtype": str(t.dtype).replace("torch.", ""), "finite": finite,
+            "min": float(x.min()), "max": float(x.max()), "mean": float(x.mean()), "std": float(x.std())}
+
+
+def print_sample(sample: Sample) -> None:
+    """Device, media contract and output statistics (fixed digits: nbval compares them)."""
+    from workbench.api.workload import media_dict
+
+    print(f"device      : {sample.device}")
+    print(f"media       : {media_dict(sample.generation.media)}")
+    for name, tensor in sample.media.items():
+        s = tensor_stats(tensor)
+        print(f"{name:<12}: shape {s['shape']} {s['dtype']} finite={s['finite']}  min {num(s['min'])}  "
+              f"max {num(s['max'])}  mean {num(s['mean'])}  std {num(s['std'])}")
+        if not s["finite"]:
+            raise WorkbenchError(f"{sample.family}: {name} has NaN or Inf values")
+    for path in sample.paths:
+        print(f"wrote       : {path.as_posix()}")
+
+
+def print_performance(sample: Sample) -> None:
+    g = sample.generation
+    print(f"wall time   : {g.wall_s:.3f} s on {sample.device}")
+    for name, seconds in g.stage_timings.items():
+        print(f"  {name:<26} {seconds * 1e3:9.1f} ms")
+    peak = "n/a (CPU)" if g.peak_memory_mb is None else f"{g.peak_memory_mb:.1f} MiB"
+    print(f"peak memory : {peak}")
+
+
+def show_sample(sample: Sample):
+    """Players for the written files (embedded, so the executed notebook carries them)."""
+    from IPython.display import Audio, Video
+
+    players = []
+    for path in sample.paths:
+        if path.suffix == ".mp4":
+            players.append(Video(str(path), embed=True, width=256, html_attributes="controls loop"))
+        elif path.suffix == ".wav":
+            players.append(Audio(filename=str(path)))
+    return players
+
+
+def plot_sample(sample: Sample, title: str = ""):
+    from workbench.media_plots import plot_media
+
+    return plot_media(sample.media, sampling_rate=sample.sampling_rate, title=title)
+
+
+def plot_stage_timings(sample: Sample):
+    from workbench.media_plots import plot_stage_timings as draw
+
+    return draw(sample.generation.stage_timings, title=f"time per stage on {sample.device}")
+
+
+# ---- 02 preset tuning --------------------------------------------------------------------
+def print_presets(family_name: str) -> None:
+    from workbench import registry
+
+    f = _family(family_name)
+    for p in registry.PRESETS.for_family(f.name):
+        mark = "  (default)" if p.name == f.default_preset else ""
+        print(f"{p.name}@v{p.version}  {p.workload_type.name}{mark}: {p.description}")
+        for key, value in p.defaults.items():
+            print(f"    {key:<20} = {_short(value, 50)}")
+        for stage, schema in p.stage_schemas.items():
+            print(f"    override {stage}: " + ", ".join(f"{k} in {_short(v, 40)}" for k, v in schema.items()))
+
+
+def provenance(family_name: str, preset: str | None = None,
+               request: Mapping[str, Any] | None = None) -> list[tuple[str, Any, str]]:
+    """(field, value, where it came from) for every SamplingParam field.
+
+    Precedence: class default < official default < preset < request.
+    """
+    f = _family(family_name)
+    p = f.preset(preset)
+    params = f.sampling_params(preset, request)
+    request = dict(request or {})
+    rows = []
+    for fld in fields(SamplingParam):
+        name = fld.name
+        if name in request:
+            where = "request"
+        elif name in p.defaults:
+            where = f"preset {p.name}@v{p.version}"
+        elif name in f.defaults:
+            where = f"official: {f.defaults[name].source}"
+        else:
+            where = "class default"
+        rows.append((name, getattr(params, name), where))
+    return rows
+
+
+def print_provenance(family_name: str, preset: str | None = None, request: Mapping[str, Any] | None = None) -> None:
+    rows = provenance(family_name, preset, request)
+    width = max(len(r[0]) for r in rows)
+    for name, value, where in rows:
+        print(f"{name:<{width}} = {_short(value, 36):<36}  <- {where}")
+
+
+@dataclass
+class LintResult:
+    preset: str
+    problems: list[str]
+
+
+def lint_presets(family_name: str) -> list[LintResult]:
+    """Beyond registration (declared keys): each preset's resolved request passes the
+    pipeline's input validation, fills the media contract, and its stage schemas name
+    stages of the chain."""
+    from workbench import registry
+    from workbench.errors import StageVerificationError
+
+    f = _family(family_name)
+    pipe = _pipeline(f)
+    first = pipe.stages[0]
+    results = []
+    for p in registry.PRESETS.for_family(f.name):
+        problems = []
+        try:
+            p.lint()
+            params = f.sampling_params(p.name, version=p.version)
+            first.verify(params.to_batch(), first.input_checks(params.to_batch()))
+        except (WorkbenchError, StageVerificationError) as exc:
+            problems.append(str(exc))
+        else:
+            media = f.media(params)
+            empty = [k for k, v in _flat(media).items() if v is None]
+            if empty:
+                problems.append(f"media contract fields without a value: {empty}")
+        unknown = sorted(set(p.stage_schemas) - set(pipe.stage_names))
+        if unknown:
+            problems.append(f"stage_schemas name stages not in the chain: {unknown}")
+        results.append(LintResult(f"{p.name}@v{p.version}", problems))
+    return results
+
+
+def _flat(media) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    out = {}
+    for key, value in asdict(media).items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def print_lint(results: Sequence[LintResult]) -> None:
+    for r in results:
+        print(f"{r.preset:<28} " + ("ok" if not r.problems else "FAIL: " + "; ".join(r.problems)))
+
+
+def show_refusals(family_name: str, preset: str | None = None) -> None:
+    """What the registry and the override schemas refuse, with their messages."""
+    from workbench.api.presets import InferencePreset, parse_overrides
+
+    f = _family(family_name)
+    p = f.preset(preset)
+    bad = InferencePreset(f.name, "lint-demo", 1, p.workload_type, "an undeclared key",
+                          defaults={"num_steps": 4})
+    attempts = [("preset with key 'num_steps'", lambda: bad.lint())]
+    for stage, schema in p.stage_schemas.items():
+        key = next(iter(schema))
+        attempts.append((f"override {stage}.no_such_key", lambda s=stage: p.validate_overrides(
+            parse_overrides([f"{s}.no_such_key=1"]))))
+        attempts.append((f"override {stage}.{key} with a bad value", lambda s=stage, k=key: p.validate_overrides(
+            parse_overrides([f"{s}.{k}=not-a-choice"]))))
+    attempts.append(("override NoSuchStage.x", lambda: p.validate_overrides(parse_overrides(["NoSuchStage.x=1"]))))
+    for what, attempt in attempts:
+        try:
+            attempt()
+            print(f"{what}: accepted")
+        except WorkbenchError as exc:
+            print(f"{what}: refused: {exc}")
+
+
+def example_overrides(family_name: str, preset: str | None = None) -> list[str]:
+    """One valid `Stage.key=value` per choice-valued key of the preset's stage schemas."""
+    p = _family(family_name).preset(preset)
+    return [f"{stage}.{key}={allowed[-1]}" for stage, schema in p.stage_schemas.items()
+            for key, allowed in schema.items() if isinstance(allowed, tuple)]
+
+
+def print_overrides(family_name: str, preset: str | None, overrides: Sequence[str] | None = None) -> None:
+    """Validate `Stage.key=value` overrides against the preset's schemas and show them grouped."""
+    from workbench.api.presets import parse_overrides
+
+    overrides = example_overrides(family_name, preset) if overrides is None else list(overrides)
+    p = _family(family_name).preset(preset)
+    grouped = p.validate_overrides(parse_overrides(overrides))
+    print(f"requested: {overrides}")
+    for stage, values in grouped.items():
+        print(f"{stage}: {values}")
+    if not grouped:
+        print("no overrides")
+
+
+@dataclass
+class SweepCell:
+    request: dict[str, Any]
+    media: dict[str, torch.Tensor]
+    stats: dict[str, float]
+
+
+@dataclass
+class Sweep:
+    family: str
+    steps: list[int]
+    guidance: list[float]
+    cells: list[list[SweepCell]]  # [steps][guidance]
+    sampling_rate: int | None
+
+
+def sweep_grid(family_name: str, preset: str | None = None) -> tuple[list[int], list[float]]:
+    """A fixed grid around the preset: steps {1, s, 2s} x guidance {1 (no CFG), g}."""
+    params = _family(family_name).sampling_params(preset)
+    s, g = params.num_inference_steps, params.guidance_scale
+    return sorted({1, s, 2 * s}), sorted({1.0, float(g)})
+
+
+def run_sweep(family_name: str, preset: str | None = None, device: str = "cpu", seed: int = 0,
+              steps: Sequence[int] | None = None, guidance: Sequence[float] | None = None) -> Sweep:
+    """Generate every grid point; `delta` is the mean |difference| from the preset's own output."""
+    default_steps, default_guidance = sweep_grid(family_name, preset)
+    steps, guidance = list(steps or default_steps), list(guidance or default_guidance)
+    base = generate_sample(family_name, preset, device, {"seed": seed})
+    cells = []
+    for s in steps:
+        row = []
+        for g in guidance:
+            req = {"seed": seed, "num_inference_steps": s, "guidance_scale": g}
+            sample = generate_sample(family_name, preset, device, req)
+            name = next(iter(sample.media))
+            out, ref = sample.media[name].float(), base.media[name].float()
+            row.append(SweepCell(req, sample.media, {"mean": float(out.mean()), "std": float(out.std()),
+                                                     "delta": float((out - ref).abs().mean())}))
+        cells.append(row)
+    return Sweep(family_name, steps, guidance, cells, base.sampling_rate)
+
+
+def print_sweep(sweep: Sweep) -> None:
+    print(f"{'steps':>5}  {'guidance':>8}  {'mean':>10}  {'std':>10}  {'delta':>10}")
+    for row in sweep.cells:
+        for c in row:
+            print(f"{c.request['num_inference_steps']:>5}  {c.request['guidance_scale']:>8.2f}  "
+                  f"{num(c.stats['mean']):>10}  {num(c.stats['std']):>10}  {num(c.stats['delta']):>10}")
+
+
+def plot_sweep(sweep: Sweep):
+    from workbench.media_plots import plot_sweep as draw
+
+    return draw([[c.media for c in row] for row in sweep.cells], [f"steps {s}" for s in sweep.steps],
+                [f"guidance {g:g}" for g in sweep.guidance], sweep.sampling_rate)
+
+
+def slider_specs(family_name: str, preset: str | None = None, device: str = "cpu",
+                 request: Mapping[str, Any] | None = None) -> dict[str, tuple]:
+    """(min, max, step, value) per tuning slider, starting at the resolved request; `shift`
+    only when the family's scheduler has a flow shift."""
+    f = _family(family_name)
+    params = f.sampling_params(preset, request)
+    s, g = params.num_inference_steps, float(params.guidance_scale or 1.0)
+    specs = {"steps": (1, max(4 * s, 8), 1, s), "guidance": (0.0, max(2.0 * g, 10.0), 0.5, g)}
+    shift = params.flow_shift
+    if shift is None:
+        shift = _pipeline(f, device).scheduler.config.get("flow_shift")
+    if shift is not None:
+        specs["shift"] = (0.5, max(2.0 * float(shift), 8.0), 0.5, float(shift))
+    specs["seed"] = (0, 1000, 1, params.seed)
+    return specs
+
+
+def tuning_widget(family_name: str, preset: str | None = None, device: str = "cpu",
+                  request: Mapping[str, Any] | None = None):
+    """Sliders with a live preview (regenerates when a slider is released)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    sliders = {}
+    for name, (lo, hi, step, value) in slider_specs(family_name, preset, device, request).items():
+        cls = widgets.IntSlider if isinstance(value, int) else widgets.FloatSlider
+        sliders[name] = cls(min=lo, max=hi, step=step, value=value, description=name, continuous_update=False)
+
+    def preview(**values):
+        sample = generate_sample(family_name, preset, device, request_from(**values))
+        plot_sample(sample, title=", ".join(f"{k}={v}" for k, v in values.items()))
+        plt.show()
+        print_sample(sample)
+
+    return widgets.interactive(preview, **sliders)
