@@ -469,20 +469,26 @@ def sweep_grid(family_name: str, preset: str | None = None) -> tuple[list[int], 
 
 def run_sweep(family_name: str, preset: str | None = None, device: str = "cpu", seed: int = 0,
               steps: Sequence[int] | None = None, guidance: Sequence[float] | None = None) -> Sweep:
-    """Generate every grid point; `delta` is the mean |difference| from the preset's own output."""
+    """Generate every grid point; `delta` is the mean |difference| from the preset's own output
+    (the grid's preset point when it has one, else one more run)."""
+    params = _family(family_name).sampling_params(preset)
     default_steps, default_guidance = sweep_grid(family_name, preset)
     steps, guidance = list(steps or default_steps), list(guidance or default_guidance)
-    base = generate_sample(family_name, preset, device, {"seed": seed})
+    samples = {(s, g): generate_sample(family_name, preset, device,
+                                       {"seed": seed, "num_inference_steps": s, "guidance_scale": g})
+               for s in steps for g in guidance}
+    base = samples.get((params.num_inference_steps, params.guidance_scale)) or generate_sample(
+        family_name, preset, device, {"seed": seed})
+    name = next(iter(base.media))
     cells = []
     for s in steps:
         row = []
         for g in guidance:
-            req = {"seed": seed, "num_inference_steps": s, "guidance_scale": g}
-            sample = generate_sample(family_name, preset, device, req)
-            name = next(iter(sample.media))
-            out, ref = sample.media[name].float(), base.media[name].float()
-            row.append(SweepCell(req, sample.media, {"mean": float(out.mean()), "std": float(out.std()),
-                                                     "delta": float((out - ref).abs().mean())}))
+            media = samples[(s, g)].media
+            out, ref = media[name].float(), base.media[name].float()
+            row.append(SweepCell({"seed": seed, "num_inference_steps": s, "guidance_scale": g}, media,
+                                 {"mean": float(out.mean()), "std": float(out.std()),
+                                  "delta": float((out - ref).abs().mean())}))
         cells.append(row)
     return Sweep(family_name, steps, guidance, cells, base.sampling_rate)
 
@@ -537,3 +543,55 @@ def tuning_widget(family_name: str, preset: str | None = None, device: str = "cp
         print_sample(sample)
 
     return widgets.interactive(preview, **sliders)
+
+
+# ---- 04 parity / 05 trace ----------------------------------------------------------------
+def plot_parity_media(parity):
+    """Reference vs native decoded media, by the family's output kind."""
+    from workbench.parity import plots
+
+    draw = {"frames": plots.plot_frames, "waveform": plots.plot_waveforms, "joint": plots.plot_joint}
+    kind = _family(parity.verdict.family).output_kind
+    if kind not in draw:
+        raise WorkbenchError(f"family {parity.verdict.family}: no parity plot for output kind {kind!r}")
+    return draw[kind](parity.reference, parity.native)
+
+
+def save_parity(parity, out_dir: str | Path) -> list[Path]:
+    """The verdict JSON and the self-contained HTML report, under `out_dir`."""
+    from workbench.parity.report import write_report
+
+    stem = Path(out_dir) / f"{parity.verdict.family}_parity"
+    paths = [parity.verdict.to_json(f"{stem}_verdict.json"),
+             write_report(parity.verdict, parity.reference, parity.native, f"{stem}_report.html")]
+    for path in paths:
+        print(f"wrote {Path(path).as_posix()}")
+    return paths
+
+
+def require_pass(verdict) -> None:
+    """Print the verdict; a failed one raises, so a batch run marks this notebook failed."""
+    from workbench.errors import ParityError
+
+    passed = sum(c.passed for c in verdict.checkpoints)
+    print(f"verdict: {'PASS' if verdict.passed else 'FAIL'} ({passed} of {len(verdict.checkpoints)} checkpoints "
+          f"within {verdict.mode}-mode tolerance)")
+    first = verdict.first_divergence
+    if first is not None:
+        raise ParityError(f"first divergence at {first.name}: {first.reason}; look at: {first.hint}")
+    if not verdict.passed:
+        raise ParityError("no checkpoints were compared")
+
+
+def print_fault_check(module: str, scale: float, diff) -> None:
+    """The trace diff must name the module a fault was injected into; raises when it does not."""
+    first = diff.first_divergence
+    print(f"injected : output x {1 + scale:g} in {module} (native side)")
+    if first is None:
+        raise WorkbenchError(f"the trace diff found no divergence; the faulty module was {module!r}")
+    drift = "-" if first.rel_drift is None else num(first.rel_drift)
+    print(f"diff says: first divergence at {first.module} {first.tensor} step={first.step} call={first.call} "
+          f"(rel drift {drift})")
+    if first.module != module:
+        raise WorkbenchError(f"the trace diff named {first.module!r}, not the faulty module {module!r}")
+    print("found    : yes, the first divergent module is the faulty one")

@@ -129,5 +129,8 @@ def test_cli_runs_the_wiring_notebook_of_the_default_family(tmp_path):
     nb = nbformat.read(run_dir / "01_pipeline_wiring.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "steps  = 2" in printed and "finite=True" in printed
-    again = _cli("run", "wan_t2v", "--notebooks", "01", "--set", "steps=2", cwd=tmp_path)
-    assert "01_pipeline_wiring  skipped" in again.stdout
+    again = _cli("run", "--all", "--notebooks", "01", "--set", "steps=2", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "wan_t2v  01_pipeline_wiring  skipped" in again.stdout  # same notebook, parameters and code
+    assert "index: runs/index.html" in again.stdout
+    assert "href='wan_t2v/01_pipeline_wiring.ipynb'" in (tmp_path / "runs" / "index.html").read_text()
