@@ -4,7 +4,8 @@ Each executed notebook is written next to a `<name>.run.json` stamp whose finger
 covers the notebook source, its parameters, the workbench sources and the library
 versions; a notebook whose stamp matches is skipped unless forced. A failing notebook is
 recorded with its failing cell and the remaining notebooks still run. The run directory
-gets an `index.html` that links the executed notebooks and the files they wrote.
+gets a `summary.txt` and an `index.html` that links the executed notebooks and the files
+they wrote.
 
 The kernel is the `python3` kernel spec, started by papermill in the run directory (the
 notebooks' relative `out_dir` lands there). It inherits this process's environment, so
@@ -32,6 +33,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 STAMP_SUFFIX = ".run.json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 @dataclass
@@ -232,14 +234,16 @@ def summary_table(results: Sequence[NotebookResult]) -> str:
 
 def _written_files(directory: Path, exclude: set[Path]) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file() and p not in exclude
-                  and not p.name.startswith(".") and not p.name.endswith(STAMP_SUFFIX) and p.name != "index.html")
+                  and not p.name.startswith(".") and not p.name.endswith(STAMP_SUFFIX) and p.name not in ("index.html", "summary.txt"))
 
 
 def write_index(directory: Path, results: Sequence[NotebookResult]) -> Path:
-    """`index.html`: a status table linking the executed notebooks, then the files they wrote."""
+    """`index.html` (a status table linking the executed notebooks, then the files they
+    wrote) and `summary.txt` (the same table as text)."""
     from workbench.io import atomic_write_text
 
     directory = Path(directory)
+    atomic_write_text(directory / "summary.txt", summary_table(results) + "\n")
     rows = []
     for r in results:
         link = os.path.relpath(r.output, directory)
@@ -272,8 +276,8 @@ def reference_dir(family: str) -> Path:
 
 
 def normalize(path: Path) -> None:
-    """Drop what changes on every execution (timestamps, paths, widget model ids) so a
-    blessed notebook's diff shows only changed outputs."""
+    """Drop what changes on every execution (timestamps, paths, random ids, widget state) so
+    a blessed notebook's diff shows changed outputs, not noise."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -283,6 +287,12 @@ def normalize(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view is not None:
+                view["model_id"] = "not-stored"  # its state is dropped above; nbval skips this field
     nbformat.write(nb, path)
 
 

@@ -32,6 +32,7 @@ def test_failure_names_notebook_and_cell_and_the_others_still_run(tiny_notebooks
     assert "href='01_hello.ipynb'" in index and "href='02_fails.ipynb'" in index
     assert "href='artifacts/report.html'" in index  # files a notebook wrote, relative to its working directory
     assert (out / "artifacts" / "report.html").is_file()
+    assert (out / "summary.txt").read_text() == table + "\n"
 
 
 def test_up_to_date_notebooks_are_skipped_until_forced_or_changed(tiny_notebooks, tmp_path):
@@ -95,6 +96,7 @@ def test_bless_swaps_in_normalized_notebooks_only_when_all_pass(tiny_notebooks, 
     nb = nbformat.read(target / "01_hello.ipynb", as_version=4)
     assert nb.metadata.papermill == {"default_parameters": {}, "parameters": {"family": "wan_t2v"}, "version": nb.metadata.papermill.version}
     assert not any("papermill" in c.metadata or "execution" in c.metadata for c in nb.cells)
+    assert nb.cells[1].id == "injected-parameters"
     assert nb.cells[2].outputs[0].text == "wan_t2v hi\n"
 
     before = (target / "01_hello.ipynb").read_bytes()

@@ -167,14 +167,15 @@ def trace_both_sides(family_name: str, preset: str | None = None, request: Mappi
 
 
 def pick_fault_module(pair: TracePair) -> str:
-    """A module in the middle of the traced order, below the roots: deterministic and generic."""
+    """A submodule in the middle of the traced order whose output is one tensor (a fault
+    scales it): deterministic and generic."""
     seen: list[str] = []
-    for line in pair.native.read_text().splitlines():
-        module = json.loads(line)["module"]
-        if "." in module and module not in seen:
+    for record in map(json.loads, pair.native.read_text().splitlines()):
+        module = record["module"]
+        if "." in module and record["tensor"] == "output" and module not in seen:
             seen.append(module)
     if not seen:
-        raise WorkbenchError(f"{pair.native}: no traced submodule to inject a fault into")
+        raise WorkbenchError(f"{pair.native}: no traced submodule with a single tensor output to inject a fault into")
     return seen[len(seen) // 2]
 
 
