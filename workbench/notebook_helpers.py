@@ -122,7 +122,7 @@ def inspect_wiring(family_name: str) -> Wiring:
         resolved_class=registry.resolve_pipeline_class(manifest).__qualname__,
         detected_family=registry.family_for_manifest(manifest, pipe.model_dir).name,
         modules=rows,
-        metadata={k: v for k, v in manifest.metadata.items()},
+        metadata=dict(manifest.metadata),
         stages=stages,
     )
 

@@ -34,6 +34,7 @@ REPO_ROOT = PACKAGE_DIR.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 STAMP_SUFFIX = ".run.json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 
 
 @dataclass
@@ -175,44 +176,60 @@ def _read_stamp(stamp: Path) -> dict[str, Any]:
         return {}
 
 
+def run_notebook(family: str, path: Path, parameters: Mapping[str, Any], out: Path, force: bool) -> NotebookResult:
+    """One notebook: skipped when its stamp is current, else executed and stamped."""
+    from workbench.io import atomic_write_text
+
+    output, stamp = out / path.name, out / f"{path.stem}{STAMP_SUFFIX}"
+    key = fingerprint(path, parameters)
+    previous = _read_stamp(stamp)
+    if not force and output.is_file() and previous.get("fingerprint") == key and previous.get("status") == "ok":
+        return NotebookResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)")
+    start = time.perf_counter()
+    failure = execute(path, output, parameters, cwd=out)
+    result = NotebookResult(family, path.stem, "failed" if failure else "ok", time.perf_counter() - start,
+                            output, failure)
+    atomic_write_text(stamp, json.dumps({"fingerprint": key, "parameters": dict(parameters),
+                                         **{k: v for k, v in asdict(result).items() if k != "output"}},
+                                        indent=1, default=str) + "\n")
+    return result
+
+
 def run_family(family: str, selection: Sequence[str] | None = None, settings: Mapping[str, Any] | None = None,
-               out: Path | None = None, force: bool = False, progress: bool = True,
+               out: Path | None = None, force: bool = False, progress: bool = True, jobs: int = 1,
                notebooks_dir: Path = NOTEBOOKS_DIR, strict: bool = True) -> list[NotebookResult]:
-    """Execute the selected notebooks for `family` into `out` (default runs/<family>)."""
+    """Execute the selected notebooks for `family` into `out` (default runs/<family>).
+
+    Notebooks are independent (each has its own kernel), so `jobs` > 1 runs that many at
+    once: a fresh kernel spends most of its time importing torch and diffusers on one core.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from tqdm.auto import tqdm
 
     from workbench import registry
-    from workbench.io import atomic_write_text
 
     registry.get_family(family)
+    if jobs < 1:
+        raise ParameterError(f"--jobs {jobs}: expected 1 or more")
     out = Path(out or Path("runs") / family).resolve()
     paths = discover(selection, notebooks_dir)
     parameters = notebook_parameters(paths, family, dict(settings or {}), strict)
     check_kernel()
     out.mkdir(parents=True, exist_ok=True)
-    results = []
-    bar = tqdm(paths, desc=family, unit="notebook", disable=not progress)
-    for path in bar:
-        bar.set_postfix_str(path.stem)
-        output, stamp = out / path.name, out / f"{path.stem}{STAMP_SUFFIX}"
-        key = fingerprint(path, parameters[path])
-        previous = _read_stamp(stamp)
-        if not force and output.is_file() and previous.get("fingerprint") == key and previous.get("status") == "ok":
-            result = NotebookResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)")
-        else:
-            start = time.perf_counter()
-            with kernel_environment():
-                failure = execute(path, output, parameters[path], cwd=out)
-            result = NotebookResult(family, path.stem, "failed" if failure else "ok",
-                                    time.perf_counter() - start, output, failure)
-            atomic_write_text(stamp, json.dumps({"fingerprint": key, "parameters": parameters[path],
-                                                 **{k: v for k, v in asdict(result).items() if k != "output"}},
-                                                indent=1, default=str) + "\n")
-        results.append(result)
-        if progress:
-            tqdm.write(status_line(result))
-    write_index(out, results)
-    return results
+    results: dict[Path, NotebookResult] = {}
+    bar = tqdm(total=len(paths), desc=family, unit="notebook", disable=not progress)
+    with kernel_environment(), ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = {pool.submit(run_notebook, family, p, parameters[p], out, force): p for p in paths}
+        for done in as_completed(running):
+            result = results[running[done]] = done.result()
+            bar.update()
+            if progress:
+                tqdm.write(status_line(result))
+    bar.close()
+    ordered = [results[p] for p in paths]
+    write_index(out, ordered)
+    return ordered
 
 
 # ---- reporting -------------------------------------------------------------------------
@@ -296,7 +313,8 @@ def normalize(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def bless_notebooks(family: str, progress: bool = True, notebooks_dir: Path = NOTEBOOKS_DIR) -> Path:
+def bless_notebooks(family: str, progress: bool = True, notebooks_dir: Path = NOTEBOOKS_DIR,
+                    jobs: int = DEFAULT_JOBS) -> Path:
     """Execute every notebook on CPU and swap them into reference_outputs/notebooks/<family>/
     whole: a failing notebook leaves the blessed copies as they were."""
     from workbench.io import atomic_directory
@@ -304,7 +322,7 @@ def bless_notebooks(family: str, progress: bool = True, notebooks_dir: Path = NO
     target = reference_dir(family)
     with atomic_directory(target) as tmp:
         results = run_family(family, settings={"device": "cpu"}, out=tmp, force=True, progress=progress,
-                             notebooks_dir=notebooks_dir, strict=False)
+                             jobs=jobs, notebooks_dir=notebooks_dir, strict=False)
         failed = [r for r in results if r.status != "ok"]
         if failed:
             raise WorkbenchError("not blessed, notebooks failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))

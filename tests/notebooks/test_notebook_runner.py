@@ -18,9 +18,9 @@ from workbench.errors import ParameterError, WorkbenchError
 
 def test_failure_names_notebook_and_cell_and_the_others_still_run(tiny_notebooks, tmp_path):
     out = tmp_path / "run"
-    results = runner.run_family("wan_t2v", out=out, progress=False, notebooks_dir=tiny_notebooks)
+    results = runner.run_family("wan_t2v", out=out, progress=False, jobs=2, notebooks_dir=tiny_notebooks)
 
-    assert [(r.name, r.status) for r in results] == [("01_hello", "ok"), ("02_fails", "failed")]
+    assert [(r.name, r.status) for r in results] == [("01_hello", "ok"), ("02_fails", "failed")]  # notebook order
     failed = results[1]
     # cells: parameters, injected-parameters, "x = 1", the raise
     assert failed.detail == "cell 3 (In [4]): ValueError: boom: a parity number moved"
@@ -72,6 +72,8 @@ def test_selection_and_settings_parsing(tiny_notebooks):
         runner.parse_settings(["family=wan_t2v"])
     with pytest.raises(ParameterError, match="expected KEY=VALUE"):
         runner.parse_settings(["steps"])
+    with pytest.raises(ParameterError, match="--jobs 0: expected 1 or more"):
+        runner.run_family("wan_t2v", jobs=0, notebooks_dir=tiny_notebooks)
 
 
 def test_kernel_environment_puts_the_checkout_first_and_drops_mplbackend(monkeypatch):

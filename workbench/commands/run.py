@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.notebooks import DEFAULT_JOBS
+
 
 def configure(parser) -> None:
     parser.add_argument("family", nargs="?", help="registered family (see `workbench families`)")
@@ -18,6 +20,8 @@ def configure(parser) -> None:
                         help="set a notebook parameter (repeatable; JSON values), e.g. --set steps=4")
     parser.add_argument("--out", help="run directory (default: runs/<family>; with --all: runs/)")
     parser.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
+                        help="notebooks executed at once, each in its own kernel (default: %(default)s)")
 
 
 def run(args) -> int:
@@ -34,7 +38,7 @@ def run(args) -> int:
     results = []
     for family in families:
         out = root / family if args.all or not args.out else root
-        results += run_family(family, selection, settings, out, force=args.force)
+        results += run_family(family, selection, settings, out, force=args.force, jobs=args.jobs)
     if args.all:
         write_index(root, results)
     print(summary_table(results))
