@@ -7,8 +7,8 @@ recorded with its failing cell and the remaining notebooks still run. The run di
 gets a `summary.txt` and an `index.html` that links the executed notebooks and the files
 they wrote.
 
-The kernel is the `python3` kernel spec, started by papermill in the run directory (the
-notebooks' relative `out_dir` lands there). It inherits this process's environment, so
+The kernel is the `python3` kernel spec, started in the run directory (the notebooks'
+relative `out_dir` lands there). It inherits this process's environment, so
 `kernel_environment()` puts this checkout on PYTHONPATH and drops MPLBACKEND (a
 non-inline backend such as agg strips the figures from the outputs).
 """
@@ -160,8 +160,11 @@ def execute(path: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) 
 
     with atomic_path(output) as tmp:
         try:
+            # The kernel starts in `cwd` through nbclient's resources; papermill's own `cwd=`
+            # would os.chdir() the whole process, which parallel notebooks (threads) must not.
             papermill.execute_notebook(str(path), str(tmp), parameters=dict(parameters), kernel_name=KERNEL,
-                                       cwd=str(cwd), progress_bar=False, log_output=False)
+                                       progress_bar=False, log_output=False,
+                                       resources={"metadata": {"path": str(cwd)}})
         except Exception as exc:  # the notebook's error, or papermill's (kernel died, bad parameters)
             if not tmp.stat().st_size:
                 tmp.write_bytes(path.read_bytes())

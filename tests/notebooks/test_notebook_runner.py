@@ -18,9 +18,11 @@ from workbench.errors import ParameterError, WorkbenchError
 
 def test_failure_names_notebook_and_cell_and_the_others_still_run(tiny_notebooks, tmp_path):
     out = tmp_path / "run"
+    cwd = os.getcwd()
     results = runner.run_family("wan_t2v", out=out, progress=False, jobs=2, notebooks_dir=tiny_notebooks)
 
     assert [(r.name, r.status) for r in results] == [("01_hello", "ok"), ("02_fails", "failed")]  # notebook order
+    assert os.getcwd() == cwd  # kernels start in `out`; this process never changes directory
     failed = results[1]
     # cells: parameters, injected-parameters, "x = 1", the raise
     assert failed.detail == "cell 3 (In [4]): ValueError: boom: a parity number moved"
