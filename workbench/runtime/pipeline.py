@@ -9,12 +9,13 @@ instance works on its own copy, extended from the manifest where a family needs 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from workbench.errors import ManifestError, RegistryError
+from workbench.errors import ManifestError, ParameterError, RegistryError
 from workbench.runtime.batch import ForwardBatch
 from workbench.runtime.device import resolve_device
 from workbench.runtime.hooks import PipelineHooks
@@ -97,9 +98,6 @@ class ComposedPipeline:
             return modules[name]
         raise AttributeError(f"{type(self).__name__} has no attribute or module {name!r}")
 
-    def set_module(self, name: str, module: Any) -> None:
-        self.modules[name] = module
-
     @property
     def stage_names(self) -> list[str]:
         return [s.name for s in self.stages]
@@ -111,12 +109,34 @@ class ComposedPipeline:
         raise KeyError(name)
 
     # ---- running ------------------------------------------------------------------
-    def run(self, batch: ForwardBatch, hooks: PipelineHooks | None = None) -> ForwardBatch:
+    def run(self, batch: ForwardBatch, hooks: PipelineHooks | None = None,
+            stage_overrides: tuple[tuple[str, str, Any], ...] = ()) -> ForwardBatch:
         hooks = hooks or PipelineHooks()
         batch.device = self.device
-        for stage in self.stages:
-            batch = stage(batch, hooks)
+        with self._overridden(stage_overrides):
+            for stage in self.stages:
+                batch = stage(batch, hooks)
         return batch
+
+    @contextmanager
+    def _overridden(self, overrides):
+        """Apply (stage, key, value) settings for one run, then restore them."""
+        saved = []
+        try:
+            for stage_name, key, value in overrides:
+                try:
+                    stage = self.stage(stage_name)
+                except KeyError:
+                    raise ParameterError(f"stage override {stage_name}.{key}: {type(self).__name__} has no stage "
+                                         f"{stage_name!r}; stages: {self.stage_names}") from None
+                if not hasattr(stage, key):
+                    raise ParameterError(f"stage override {stage_name}.{key}: the stage has no setting {key!r}")
+                saved.append((stage, key, getattr(stage, key)))
+                setattr(stage, key, value)
+            yield
+        finally:
+            for stage, key, value in reversed(saved):
+                setattr(stage, key, value)
 
     def __call__(self, params: Any = None, *, hooks: PipelineHooks | None = None, **request: Any) -> ForwardBatch:
         """Run a `SamplingParam` (or keyword request merged over the family defaults)."""
@@ -131,4 +151,4 @@ class ComposedPipeline:
             params = params.replace(**request)
         if not isinstance(params, SamplingParam):
             raise TypeError("params must be a SamplingParam")
-        return self.run(params.to_batch(), hooks)
+        return self.run(params.to_batch(), hooks, params.stage_overrides)
