@@ -16,6 +16,7 @@ from workbench.errors import WorkbenchError
 # (command, module providing configure/run, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
     ("families", "workbench.commands.families", "list registered families, classes, workloads and presets"),
+    ("perf", "workbench.commands.perf", "record performance runs, compare them with baselines, reseed baselines"),
 ]
 
 
