@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("parity", "workbench.commands.parity", "compare the native pipeline with the official one"),
     ("generate", "workbench.commands.generate", "generate media with the native pipeline"),
     ("bless", "workbench.commands.bless", "regenerate golden artifacts in reference_outputs/"),
+    ("perf", "workbench.commands.perf", "record performance runs, compare them with baselines, reseed baselines"),
 ]
 
 
