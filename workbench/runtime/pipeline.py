@@ -24,17 +24,50 @@ from workbench.runtime.manifest import Manifest, read_manifest
 from workbench.runtime.stage import Stage
 
 
+def place_module(module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None) -> torch.nn.Module:
+    """Move a module to `device`, casting to `dtype` except the parameters the model keeps in
+    fp32, by the rule of the library that defines it (as its `from_pretrained(torch_dtype=...)`
+    does): diffusers keeps them for any reduced dtype, transformers only for float16."""
+    module = module.to(device=device, dtype=dtype) if dtype else module.to(device)
+    keep = getattr(module, "_keep_in_fp32_modules", None) or ()
+    if type(module).__module__.startswith("transformers.") and dtype != torch.float16:
+        keep = ()
+    if dtype is not None and keep:
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                if any(k in name.split(".") for k in keep):
+                    param.data = param.data.float()
+    return module
+
+
+@contextmanager
+def attention_priority(device: torch.device, backends: tuple[str, ...]):
+    """Prefer SDPA backends in this order (e.g. cudnn, flash, efficient, math) on CUDA."""
+    if device.type != "cuda" or not backends:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    names = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    with sdpa_kernel([names[b] for b in backends], set_priority=True):
+        yield
+
+
 class ComposedPipeline:
     _required_config_modules: tuple[str, ...] = ()
     _optional_config_modules: tuple[str, ...] = ()
 
     def __init__(self, model_dir: str | Path, *, device: str | torch.device = "auto",
                  module_dtypes: dict[str, torch.dtype] | None = None, progress: bool = True,
-                 manifest: Manifest | None = None):
+                 manifest: Manifest | None = None, attention_backends: tuple[str, ...] = (),
+                 compile_modules: tuple[str, ...] = ()):
         self.model_dir = Path(model_dir)
         self.manifest = manifest or read_manifest(self.model_dir)
         self.device = resolve_device(device)
         self.module_dtypes = dict(module_dtypes or {})
+        self.attention_backends = tuple(attention_backends)
+        self.compile_modules = tuple(compile_modules)
         self.progress = progress
         self.required_modules: list[str] = self.required_modules_for(self.manifest)
         self.modules: dict[str, Any] = {}
@@ -76,10 +109,11 @@ class ComposedPipeline:
         for name in self.manifest.enabled_modules:
             if name not in known:
                 continue  # a module this pipeline does not use (e.g. an official extra) stays on disk
-            module = load_module(self.model_dir, specs[name])
+            module = load_module(self.model_dir, specs[name], self.device)
             if isinstance(module, torch.nn.Module):
-                dtype = self.module_dtypes.get(name)
-                module = module.to(device=self.device, dtype=dtype) if dtype else module.to(self.device)
+                module = place_module(module, self.device, self.module_dtypes.get(name))
+                if name in self.compile_modules:
+                    module.compile()
             self.modules[name] = module
 
     def initialize_pipeline(self) -> None:
@@ -113,7 +147,7 @@ class ComposedPipeline:
             stage_overrides: tuple[tuple[str, str, Any], ...] = ()) -> ForwardBatch:
         hooks = hooks or PipelineHooks()
         batch.device = self.device
-        with self._overridden(stage_overrides):
+        with self._overridden(stage_overrides), attention_priority(self.device, self.attention_backends):
             for stage in self.stages:
                 batch = stage(batch, hooks)
         return batch
