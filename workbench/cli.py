@@ -21,6 +21,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("generate", "workbench.commands.generate", "generate media with the native pipeline"),
     ("bless", "workbench.commands.bless", "regenerate golden artifacts in reference_outputs/"),
     ("perf", "workbench.commands.perf", "record performance runs, compare them with baselines, reseed baselines"),
+    ("component-parity", "workbench.commands.component_parity",
+     "check each component against its official class and record the result"),
+    ("status", "workbench.commands.status", "read (or --run) a port's gates and regenerate PORT_STATUS.md"),
+    ("handoff", "workbench.commands.handoff", "print the pipeline handoff report, every field computed"),
+    ("new-family", "workbench.commands.new_family", "scaffold a new family so a port starts in one command"),
 ]
 
 

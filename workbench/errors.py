@@ -37,3 +37,11 @@ class StageVerificationError(WorkbenchError):
 
 class PerfError(WorkbenchError):
     """An invalid performance record, an unreadable perf store, or a refused reseed."""
+
+
+class PortStateError(WorkbenchError):
+    """A family's `port_state.yaml` is missing, malformed, or inconsistent (file and field named)."""
+
+
+class GateError(WorkbenchError):
+    """A porting gate refuses to open: an earlier gate (e.g. component parity) has not passed."""

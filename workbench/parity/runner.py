@@ -23,6 +23,10 @@ class ParityRun:
     native: CaptureSet
     params: SamplingParam
     model_dir: Path
+    gates: dict[str, str]  # gate -> what was checked, or that it was skipped
+
+
+SKIPPED_COMPONENT_GATE = "SKIPPED (--skip-component-gate): component parity records were not checked"
 
 
 def resolve_model_dir(family, model_dir: str | Path | None) -> Path:
@@ -65,12 +69,16 @@ def run_reference(family, official_dir: Path, params: SamplingParam, device: tor
 
 def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
                mode: str = "exact", model_dir: str | Path | None = None, device: str = "cpu",
-               compile: bool = False) -> ParityRun:
+               compile: bool = False, skip_component_gate: bool = False) -> ParityRun:
+    """Pipeline parity; refused (GateError) while a module the pipeline loads lacks a
+    non_skip_pass component record, unless `skip_component_gate` (debugging only, recorded)."""
     from workbench import registry
     from workbench.families.offline import quiet_hf
     from workbench.parity.compare import compare_captures
+    from workbench.portstate.gates import check_component_gate
     from workbench.references import versions
     from workbench.runtime.device import resolve_device
+    from workbench.runtime.manifest import read_manifest
 
     if mode not in MODES:
         raise ParameterError(f"--mode {mode!r}: expected one of {MODES}")
@@ -81,6 +89,8 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
         raise ParameterError(f"--mode exact runs on CPU in fp32 (got --device {device}); use --mode fast on CUDA")
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
+    gates = {"component_parity": SKIPPED_COMPONENT_GATE if skip_component_gate
+             else check_component_gate(family, read_manifest(root / "converted"))}
     # Native first: its input validation gives the clearer error for a bad request.
     if mode == "fast":
         params = params.replace(stage_overrides=family.fast.stage_overrides + tuple(params.stage_overrides))
@@ -91,4 +101,5 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
     verdict.preset = preset or family.default_preset
     verdict.parameters = params.to_json_dict()
     verdict.versions = versions()
-    return ParityRun(verdict, reference, native, params, root)
+    verdict.gates = gates
+    return ParityRun(verdict, reference, native, params, root, gates)
