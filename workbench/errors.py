@@ -37,3 +37,7 @@ class StageVerificationError(WorkbenchError):
 
 class PerfError(WorkbenchError):
     """An invalid performance record, an unreadable perf store, or a refused reseed."""
+
+
+class ParityError(WorkbenchError):
+    """A capture, verdict or activation-trace file is missing, malformed or not comparable."""

@@ -69,7 +69,6 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
     from workbench import registry
     from workbench.families.offline import quiet_hf
     from workbench.parity.compare import compare_captures
-    from workbench.references import versions
     from workbench.runtime.device import resolve_device
 
     if mode not in MODES:
@@ -86,9 +85,6 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
         params = params.replace(stage_overrides=family.fast.stage_overrides + tuple(params.stage_overrides))
     native, _ = run_native(root / "converted", params, dev, mode=mode, compile=compile)
     reference = run_reference(family, root / "official", params, dev, mode=mode)
-    verdict = compare_captures(reference, native, mode=mode)
-    verdict.family = family.name
-    verdict.preset = preset or family.default_preset
-    verdict.parameters = params.to_json_dict()
-    verdict.versions = versions()
+    verdict = compare_captures(reference, native, mode=mode, family=family.name,
+                               preset=preset or family.default_preset, parameters=params.to_json_dict())
     return ParityRun(verdict, reference, native, params, root)
