@@ -39,6 +39,10 @@ class PerfError(WorkbenchError):
     """An invalid performance record, an unreadable perf store, or a refused reseed."""
 
 
+class ParityError(WorkbenchError):
+    """A capture, verdict or activation-trace file is missing, malformed or not comparable."""
+
+
 class PortStateError(WorkbenchError):
     """A family's `port_state.yaml` is missing, malformed, or inconsistent (file and field named)."""
 

@@ -29,8 +29,6 @@ def run(args) -> int:
                         skip_component_gate=args.skip_component_gate)
     verdict = result.verdict
     print(verdict.summary_table())
-    for gate, outcome in result.gates.items():
-        print(f"gate {gate}: {outcome}")
     if args.json:
         verdict.to_json(args.json)
         print(f"verdict: {args.json}")

@@ -23,7 +23,6 @@ class ParityRun:
     native: CaptureSet
     params: SamplingParam
     model_dir: Path
-    gates: dict[str, str]  # gate -> what was checked, or that it was skipped
 
 
 SKIPPED_COMPONENT_GATE = "SKIPPED (--skip-component-gate): component parity records were not checked"
@@ -76,7 +75,6 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
     from workbench.families.offline import quiet_hf
     from workbench.parity.compare import compare_captures
     from workbench.portstate.gates import check_component_gate
-    from workbench.references import versions
     from workbench.runtime.device import resolve_device
     from workbench.runtime.manifest import read_manifest
 
@@ -89,6 +87,7 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
         raise ParameterError(f"--mode exact runs on CPU in fp32 (got --device {device}); use --mode fast on CUDA")
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
+    # Checked before anything runs; recorded in the verdict either way.
     gates = {"component_parity": SKIPPED_COMPONENT_GATE if skip_component_gate
              else check_component_gate(family, read_manifest(root / "converted"))}
     # Native first: its input validation gives the clearer error for a bad request.
@@ -96,10 +95,7 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
         params = params.replace(stage_overrides=family.fast.stage_overrides + tuple(params.stage_overrides))
     native, _ = run_native(root / "converted", params, dev, mode=mode, compile=compile)
     reference = run_reference(family, root / "official", params, dev, mode=mode)
-    verdict = compare_captures(reference, native, mode=mode)
-    verdict.family = family.name
-    verdict.preset = preset or family.default_preset
-    verdict.parameters = params.to_json_dict()
-    verdict.versions = versions()
+    verdict = compare_captures(reference, native, mode=mode, family=family.name,
+                               preset=preset or family.default_preset, parameters=params.to_json_dict())
     verdict.gates = gates
-    return ParityRun(verdict, reference, native, params, root, gates)
+    return ParityRun(verdict, reference, native, params, root)

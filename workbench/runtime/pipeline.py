@@ -68,7 +68,7 @@ class ComposedPipeline:
         self.module_dtypes = dict(module_dtypes or {})
         self.attention_backends = tuple(attention_backends)
         self.compile_modules = tuple(compile_modules)
-        self.progress = progress
+        self._progress = progress
         self.required_modules: list[str] = self.required_modules_for(self.manifest)
         self.modules: dict[str, Any] = {}
         self.load_modules()
@@ -131,6 +131,18 @@ class ComposedPipeline:
         if name in modules:
             return modules[name]
         raise AttributeError(f"{type(self).__name__} has no attribute or module {name!r}")
+
+    @property
+    def progress(self) -> bool:
+        return self._progress
+
+    @progress.setter
+    def progress(self, show: bool) -> None:
+        """Show or hide progress bars (stages that draw one have a `progress` setting)."""
+        self._progress = show
+        for stage in self.__dict__.get("stages", []):
+            if hasattr(stage, "progress"):
+                stage.progress = show
 
     @property
     def stage_names(self) -> list[str]:

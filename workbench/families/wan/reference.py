@@ -95,7 +95,7 @@ def load_official(official_dir: Path, device: torch.device, dtype: torch.dtype |
     `fp32_modules` (the VAE, per the Wan docs) kept in fp32."""
     from diffusers import WanPipeline
 
-    pipe = WanPipeline.from_pretrained(str(official_dir), **({"torch_dtype": dtype} if dtype else {}))
+    pipe = WanPipeline.from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
     for name, module in pipe.components.items():
         if isinstance(module, torch.nn.Module):
             clone_parameters(module)
