@@ -77,7 +77,7 @@ class HandoffReport:
                         [[m.name, m.pipeline, m.converted, m.official, "yes" if m.loaded else "no", m.verdict]
                          for m in self.modules])
         out += ["", "class resolution:"] + [f"  {k}: {v}" for k, v in self.class_resolution.items()]
-        out += ["", "stage chain: " + " -> ".join(self.stage_chain), "", "config defaults vs the official call defaults:"]
+        out += ["", "stage chain: " + (" -> ".join(self.stage_chain) or "none (the pipeline did not load)"), "", "config defaults vs the official call defaults:"]
         out += _columns(["field", "family", "official", "verdict", "source"],
                         [[d.field, d.family, d.official, d.verdict, d.source] for d in self.defaults])
         if self.official_defaults_not_recorded:
@@ -119,7 +119,8 @@ def official_call_defaults(family) -> dict[str, Any]:
     return {n: p.default for n, p in params.items() if p.default is not inspect.Parameter.empty}
 
 
-def module_rows(pipeline_cls: type, converted, official, loaded: set[str]) -> list[ModuleRow]:
+def module_rows(pipeline_cls: type, converted, official, loaded: set[str] | None) -> list[ModuleRow]:
+    """One row per module named anywhere; `loaded` is None when the pipeline did not load."""
     from workbench.portstate.components import spec_label
     from workbench.portstate.modules import required_modules
 
@@ -135,18 +136,18 @@ def module_rows(pipeline_cls: type, converted, official, loaded: set[str]) -> li
     for name in names:
         role = "required" if name in required else "optional" if name in optional else "unused"
         conv, off = label(converted, name), label(official, name)
-        if role == "required" and conv in ("absent", "disabled"):
+        present = conv not in ("absent", "disabled")
+        if role == "required" and not present:
             verdict = f"mismatch: required but {conv} in the converted model_index"
-        elif role == "unused" and conv not in ("absent", "disabled"):
+        elif role == "unused" and present:
             verdict = "unused: in model_index, not loaded by the pipeline"
-        elif conv not in ("absent", "disabled") and off not in (conv, "absent", "disabled") and \
-                not conv.startswith("workbench."):
-            verdict = f"mismatch: converted {conv} but official {off}"
-        elif (name in loaded) != (conv not in ("absent", "disabled") and role != "unused"):
-            verdict = "mismatch: loaded set differs from the manifest"
+        elif present and off not in (conv, "absent", "disabled") and not conv.startswith("workbench."):
+            verdict = f"mismatch: converted {conv} reuses another class than the official {off}"
+        elif loaded is not None and (name in loaded) != (present and role != "unused"):
+            verdict = "mismatch: the loaded modules differ from the manifest"
         else:
             verdict = "match"
-        rows.append(ModuleRow(name, role, conv, off, name in loaded, verdict))
+        rows.append(ModuleRow(name, role, conv, off, name in (loaded or ()), verdict))
     return rows
 
 
@@ -200,6 +201,7 @@ def detector_lines(family, converted, converted_dir: Path) -> list[str]:
 def build_handoff(family, model_dir: str | Path | None = None) -> HandoffReport:
     from workbench import registry
     from workbench.api.generate import load_pipeline
+    from workbench.errors import WorkbenchError
     from workbench.families.offline import quiet_hf
     from workbench.parity.runner import resolve_model_dir
     from workbench.runtime.manifest import read_manifest
@@ -207,7 +209,11 @@ def build_handoff(family, model_dir: str | Path | None = None) -> HandoffReport:
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
     converted, official = read_manifest(root / "converted"), read_manifest(root / "official")
-    pipe = load_pipeline(root / "converted", device="cpu", mode="exact", progress=False)
+    try:
+        pipe = load_pipeline(root / "converted", device="cpu", mode="exact", progress=False)
+        loaded, chain, load_error = set(pipe.modules), list(pipe.stage_names), ""
+    except WorkbenchError as exc:  # reported as a blocker: the rest of the report still helps
+        loaded, chain, load_error = None, [], str(exc)
     resolved = registry.resolve_pipeline_class(converted)
     official_name = family.official_pipeline.rpartition(".")[2]
     resolution = {
@@ -223,8 +229,8 @@ def build_handoff(family, model_dir: str | Path | None = None) -> HandoffReport:
     gates = read_gates(state)
     report = HandoffReport(
         family=family.name, workload=family.workload.name, official_pipeline=family.official_pipeline,
-        model_dir=str(root), modules=module_rows(family.pipeline_class, converted, official, set(pipe.modules)),
-        class_resolution=resolution, presets=preset_rows(family), stage_chain=list(pipe.stage_names),
+        model_dir=str(root), modules=module_rows(family.pipeline_class, converted, official, loaded),
+        class_resolution=resolution, presets=preset_rows(family), stage_chain=chain,
         defaults=defaults, official_defaults_not_recorded=not_recorded,
         detectors=detector_lines(family, converted, root / "converted"),
         gates={g.gate: {"result": g.result, "detail": g.detail, "date": g.date} for g in gates},
@@ -232,7 +238,8 @@ def build_handoff(family, model_dir: str | Path | None = None) -> HandoffReport:
                            f"(official/ next to converted/), exact mode (CPU fp32), preset {family.default_preset}"),
         decisions=[f"{d.id} {d.decision}" for d in state.decisions],
         open_rows=[f"{r.id} {r.title}" for r in state.open_rows()])
-    computed = [f"module {m.name}: {m.verdict}" for m in report.modules if m.verdict.startswith("mismatch")]
+    computed = [f"the native pipeline does not load: {load_error}"] if load_error else []
+    computed += [f"module {m.name}: {m.verdict}" for m in report.modules if m.verdict.startswith("mismatch")]
     computed += [f"class resolution: {k}: {v}" for k, v in resolution.items() if "MISMATCH" in v]
     computed += [line for line in report.detectors if line.endswith("MISMATCH")]
     computed += [f"preset {p.preset}: undeclared keys {p.undeclared}" for p in report.presets if p.undeclared]

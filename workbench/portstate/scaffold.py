@@ -52,6 +52,19 @@ def preset_defaults(like, workload: WorkloadType) -> dict:
     return {k: v for k, v in like.preset().defaults.items() if k in keys}
 
 
+def format_defaults(defaults: dict) -> str:
+    """A dict literal, one key per line, indented for the preset template."""
+    return "{\n" + "".join(f"        {k!r}: {v!r},\n" for k, v in defaults.items()) + "    }"
+
+
+def _label(path: Path) -> str:
+    """A path as messages show it: relative to the repository when inside it."""
+    try:
+        return path.relative_to(PACKAGE_ROOT.parent).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def _check_name(name: str, dest: Path) -> None:
     from workbench import registry
 
@@ -82,10 +95,10 @@ def scaffold(name: str, workload: str, like_name: str, *, official: str = "TODO"
     media = media_kind(kind)
     values = dict(
         name=name, workload=kind.name, like=like.name, official=official, constant=name.upper(),
-        pipeline_class=f"Native{camel(name)}Pipeline", package=package, folder=f"{dest.name}/{name}",
+        pipeline_class=f"Native{camel(name)}Pipeline", package=package, folder=_label(dest / name),
         media_class={"video": "VideoMedia", "audio": "AudioMedia", "joint": "JointMedia"}[media],
         media_function=T.MEDIA[media], output_kind={"video": "frames", "audio": "waveform", "joint": "joint"}[media],
-        like_preset=like.default_preset, preset_defaults=repr(preset_defaults(like, kind)),
+        like_preset=like.default_preset, preset_defaults=format_defaults(preset_defaults(like, kind)),
         like_reference=like.reference_module.replace(".", "/") + ".py", like_class=like_cls.__name__,
         like_module=like_cls.__module__, required=repr(tuple(like_cls._required_config_modules)),
         optional=repr(tuple(like_cls._optional_config_modules)))

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Sourced] = {}
 
 $media_function
 
+
 $constant = FamilyConfig(
     name="$name",
     workload=WorkloadType.$workload,
