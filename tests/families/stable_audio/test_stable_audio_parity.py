@@ -20,7 +20,7 @@ from workbench import registry
 from workbench.api.params import SamplingParam
 from workbench.families.offline import quiet_hf
 from workbench.parity.golden import load_golden
-from workbench.parity.runner import run_native, run_reference
+from workbench.parity.runner import run_native, run_parity, run_reference
 from workbench.references import ensure_reference, tree_sha256
 
 # torchsde warns on every run that the official scheduler queries its Brownian tree at sigma 0
@@ -46,28 +46,16 @@ def model_dir(family):
     return ensure_reference(family)
 
 
-def both_sides(family, model_dir: Path, params: SamplingParam):
-    native, _ = run_native(model_dir / "converted", params, "cpu")
-    reference = run_reference(family, model_dir / "official", params, torch.device("cpu"))
-    return reference, native
-
-
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     assert a.shape == b.shape and a.dtype == b.dtype
     return (a.double() - b.double()).abs().max().item() if a.numel() else 0.0
 
 
-def first_divergence(reference, native) -> str | None:
-    """The first checkpoint, in pipeline order, where the sides differ by more than the exact tolerance."""
-    for checkpoint in reference:
-        other = native[checkpoint.name].tensor
-        if checkpoint.tensor.shape != other.shape or max_diff(checkpoint.tensor, other) > EXACT:
-            return checkpoint.name
-    return None
-
-
 def test_tiny_ci_every_checkpoint_matches(family, model_dir):
-    reference, native = both_sides(family, model_dir, family.sampling_params())
+    """Read the tensors directly, independent of the verdict code."""
+    params = family.sampling_params()
+    native, _ = run_native(model_dir / "converted", params, "cpu")
+    reference = run_reference(family, model_dir / "official", params, torch.device("cpu"))
     assert reference.names() == native.names() == CHECKPOINTS
     for checkpoint in reference:
         assert checkpoint.kind == native[checkpoint.name].kind
@@ -98,15 +86,13 @@ def _random_requests(count: int, seed: int = 0) -> list[dict]:
     *_random_requests(4),
 ], ids=lambda r: json.dumps(r)[:60])
 def test_exact_parity_for_requests(family, model_dir, request_):
-    params = family.sampling_params(request=request_)
-    reference, native = both_sides(family, model_dir, params)
-    assert reference.names() == native.names()
-    worst = {c.name: max_diff(c.tensor, native[c.name].tensor) for c in reference}
-    assert max(worst.values()) <= EXACT, worst
-    if params.audio_end_in_s is not None:
-        rate = 16
-        expected = min(int(params.audio_end_in_s * rate), 31) - int(params.audio_start_in_s * rate)
-        assert native["waveform"].tensor.shape[-1] == max(expected, 0)
+    run = run_parity("stable_audio", request=request_, model_dir=model_dir, mode="exact")
+    assert run.reference.names() == run.native.names()
+    assert run.verdict.passed, run.verdict.summary_table()
+    assert max(max_diff(c.tensor, run.native[c.name].tensor) for c in run.reference) <= EXACT
+    if run.params.audio_end_in_s is not None:  # 16 Hz; the tiny decoder returns 31 samples
+        start, end = int(run.params.audio_start_in_s * 16), min(int(run.params.audio_end_in_s * 16), 31)
+        assert run.native["waveform"].tensor.shape[-1] == end - start
 
 
 def test_solver_noise_is_part_of_the_comparison(family, model_dir):
@@ -114,16 +100,16 @@ def test_solver_noise_is_part_of_the_comparison(family, model_dir):
     must diverge right at the first step, with the same initial latents."""
     from workbench.api.generate import load_pipeline
 
-    params = family.sampling_params()
     pipe = load_pipeline(model_dir / "converted", device="cpu", progress=False)
     denoise = pipe.stage("DenoisingStage")
     original = denoise.step_kwargs
     denoise.step_kwargs = lambda batch: {"generator": torch.Generator("cpu").manual_seed(batch.seed + 1)}
     try:
-        reference, native = both_sides(family, model_dir, params)
+        verdict = run_parity("stable_audio", model_dir=model_dir, mode="exact").verdict
     finally:
         denoise.step_kwargs = original
-    assert first_divergence(reference, native) == "latents_step_000"
+    assert verdict.first_divergence.name == "latents_step_000"
+    assert verdict.result("initial_latents").passed
 
 
 def _edit_tensor(path: Path, key: str, delta: float) -> None:
@@ -151,15 +137,17 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("component", sorted(FAULTS))
-def test_fault_is_localized(family, model_dir, tmp_path, component):
+def test_fault_is_localized(model_dir, tmp_path, component):
+    """Like `workbench parity stable_audio --model-dir DIR` on a copy with one edit in converted/."""
     plant, expected = FAULTS[component]
     faulty = tmp_path / "model"
     shutil.copytree(model_dir, faulty)
     plant(faulty / "converted")  # the official side stays as built
-    reference, native = both_sides(family, faulty, family.sampling_params())
-    assert first_divergence(reference, native) == expected
+    run = run_parity("stable_audio", model_dir=faulty, mode="exact")
+    assert run.verdict.first_divergence.name == expected
     if component == "vae":
-        assert max_diff(reference["final_latents"].tensor, native["final_latents"].tensor) == 0.0
+        assert run.verdict.result("final_latents").passed
+        assert max_diff(run.reference["final_latents"].tensor, run.native["final_latents"].tensor) == 0.0
 
 
 def test_native_matches_golden(family, model_dir):
