@@ -86,18 +86,19 @@ class NativeStableAudioPipeline(ComposedPipeline):
                 "channels": vae.audio_channels}
 
     def check_window(self, batch: ForwardBatch):
-        """0 <= start < end <= the model's maximum (and within the seconds conditioners' range)."""
+        """start < end <= the model's maximum, both inside the seconds conditioners' range (as the official)."""
         start, end = batch.audio_start_in_s, batch.audio_end_in_s
         low, high = self.projection_model.config.min_value, self.projection_model.config.max_value
-        limit = min(self.max_audio_length_in_s, high)
         if start < low:
             return ("audio_start_in_s", f"at least {low} (projection_model min_value)", repr(start))
         if end <= start:
             return ("audio_end_in_s", f"greater than audio_start_in_s={start!r}", repr(end))
-        if end > limit:
-            return ("audio_end_in_s", f"at most the model's maximum of {limit:g} s (sample_size "
-                    f"{self.transformer.config.sample_size} x hop {self.vae.hop_length} / "
+        if end > self.max_audio_length_in_s:
+            return ("audio_end_in_s", f"at most the model's maximum of {self.max_audio_length_in_s:g} s "
+                    f"(sample_size {self.transformer.config.sample_size} x hop {self.vae.hop_length} / "
                     f"{self.vae.config.sampling_rate} Hz)", repr(end))
+        if end > high:
+            return ("audio_end_in_s", f"at most {high} (projection_model max_value)", repr(end))
         return None
 
     def check_media(self, batch: ForwardBatch):
@@ -150,6 +151,7 @@ class NativeStableAudioPipeline(ComposedPipeline):
             TextDurationConditioningStage(self.projection_model, self.rotary_embedding),
             TimestepPreparationStage(lambda: self.scheduler),
             LatentPreparationStage(self.latent_shape, init_noise_sigma=lambda: self.scheduler.init_noise_sigma),
+            # The generator seeds the solver's Brownian-tree noise (initial_seed() = the request seed).
             DenoisingStage(self.predict_noise, lambda: [Expert("transformer", self.transformer)], cfg="batched",
                            scale_input=True, step_kwargs=lambda batch: {"generator": batch.generator},
                            progress=self.progress),
