@@ -52,7 +52,7 @@ def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mo
                            compile_modules=fast.compile_modules if compile else ())
         pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, **options)
         _PIPELINES[key] = pipe
-    pipe.progress = progress
+    pipe.progress = progress  # reaches the stages that draw a bar (a cached pipeline outlives a call)
     return pipe
 
 
@@ -92,7 +92,8 @@ def generate(family_name: str, *, preset: str | None = None, request: Mapping[st
     batch = pipe(params, hooks=hooks)
     wall = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-    media = family.media(params)
+    # The finished batch carries every request field plus what the model decided (e.g. an audio rate).
+    media = family.media(batch)
     result = Generation(params, batch.output, media, dict(batch.stage_timings), peak, wall, batch=batch)
     if out is not None or frames_dir is not None:
         result.paths = write_outputs(family, result, out, frames_dir)

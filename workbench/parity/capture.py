@@ -9,7 +9,7 @@ an optional denoising step, and free-form metadata (which expert ran, guidance s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -101,7 +101,7 @@ class CaptureHooks(PipelineHooks):
 
     def on_stage_end(self, stage, batch):
         for field_name, (checkpoint, kind) in stage.captures.items():
-            value = getattr(batch, field_name, None)
+            value = getattr(batch, field_name) if hasattr(batch, field_name) else batch.extra.get(field_name)
             if isinstance(value, torch.Tensor):
                 self.capture.record(checkpoint, value, kind)
 
