@@ -189,6 +189,7 @@ def run_gates(family, command: str = "") -> tuple[list, S.FamilyState]:
     state = load_or_init_state(family)
     components = run_component_parity(family, command=command)
     apply_results(state, components)
+    S.save_family_state(state)  # the pipeline parity gate reads these records
     found = versions()
     blocker = None if component_gate(state).passed else TITLES["component_parity"]
     for gate in GATES[1:]:
@@ -226,7 +227,7 @@ def next_step(family, state: S.FamilyState, gates: list[GateResult]) -> str:
     if first is None:
         open_ids = [r.id for r in state.open_rows()]
         tail = "next phase: quality regression (full-size fast-mode parity on a GPU)"
-        return f"all gates pass; close {', '.join(open_ids)}; {tail}" if open_ids else f"all gates pass; {tail}"
+        return f"all gates pass; open rows {', '.join(open_ids)}; {tail}" if open_ids else f"all gates pass; {tail}"
     if first.gate == "component_parity":
         c = lacking_components(state)[0]
         if c.status == "blocked":

@@ -14,6 +14,7 @@ from workbench.portstate.gates import blockers, read_gates
 from workbench.portstate.gates import next_step as compute_next_step
 
 STATUS_FILE = "PORT_STATUS.md"
+NOTES_FILE = "PORT_NOTES.md"  # optional hand-written notes next to it, linked when present
 
 
 def families_by_folder() -> dict[Path, list]:
@@ -80,6 +81,9 @@ def render_folder(families: list) -> str:
     lines = [f"# Port status: {names}", "",
              f"<!-- Generated from {S.STATE_FILE} and the registry by {commands}. Do not edit: "
              "tests/portstate/test_port_status.py fails when this file is stale. -->", ""]
+    notes = S.family_folder(families[0]) / NOTES_FILE
+    if notes.is_file():
+        lines += [f"How the port works and what was measured: [{NOTES_FILE}]({NOTES_FILE}).", ""]
     for family in families:
         lines += render_family(family)
     return "\n".join(lines).rstrip("\n") + "\n"
