@@ -2,7 +2,8 @@
 
 `inputs(official_module, ctx)` builds the input once (from the official module's config);
 `run(module, inputs)` is called on both sides with copies of it. Generic probes cover
-tokenizers, schedulers and transformers text encoders; classes no generic probe can drive
+tokenizers, schedulers, image processors and transformers text and image encoders;
+classes no generic probe can drive
 (DiTs, VAEs) get a probe in their family folder's `component_probes.py`
 (`PROBES = {"ClassName": Probe(...)}`), kept tiny.
 """
@@ -110,13 +111,53 @@ def _text_encoder_inputs(model, ctx: ProbeContext) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
+def tensor_outputs(out) -> dict[str, torch.Tensor]:
+    """A model output's tensors by name; tuples of tensors (hidden_states) as name_0, name_1, ..."""
+    flat = {}
+    for key, value in out.items():
+        if isinstance(value, torch.Tensor):
+            flat[key] = value
+        elif isinstance(value, tuple):
+            flat.update({f"{key}_{i}": v for i, v in enumerate(value) if isinstance(v, torch.Tensor)})
+    return flat
+
+
 def _text_encoder_run(model, inputs) -> dict[str, torch.Tensor]:
-    out = model(**inputs)
-    return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+    return tensor_outputs(model(**inputs))
 
 
 TEXT_ENCODER = Probe("text encoder: tokenizer ids of fixed prompts -> hidden states", _text_encoder_inputs,
                      _text_encoder_run)
+
+
+# ---- image processor and transformers image encoder -------------------------------------
+
+def _image_processor_inputs(processor, ctx: ProbeContext) -> dict[str, Any]:
+    """Two seeded RGB images of odd sizes, so resizing and cropping both run."""
+    from PIL import Image
+
+    g = ctx.generator()
+    images = [torch.randint(0, 256, (h, w, 3), generator=g, dtype=torch.uint8).numpy() for h, w in ((40, 57), (23, 31))]
+    return {"images": [Image.fromarray(a) for a in images]}
+
+
+def _image_processor_run(processor, inputs) -> dict[str, torch.Tensor]:
+    out = processor(images=inputs["images"], return_tensors="pt")
+    return {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+
+IMAGE_PROCESSOR = Probe("image processor: two seeded images -> pixel values", _image_processor_inputs,
+                        _image_processor_run)
+
+
+def _image_encoder_inputs(model, ctx: ProbeContext) -> dict[str, Any]:
+    cfg = model.config
+    return {"pixel_values": torch.randn(2, cfg.num_channels, cfg.image_size, cfg.image_size, generator=ctx.generator()),
+            "output_hidden_states": True}
+
+
+IMAGE_ENCODER = Probe("image encoder: seeded pixel values -> every hidden state", _image_encoder_inputs,
+                      _text_encoder_run)
 
 
 # ---- lookup ---------------------------------------------------------------------------
@@ -138,8 +179,12 @@ def probe_for(folder_package: str, component_type: str, module: Any) -> Probe | 
         return TOKENIZER
     if component_type == "scheduler" and hasattr(module, "set_timesteps"):
         return SCHEDULER
+    if component_type in ("image_processor", "feature_extractor") and callable(module):
+        return IMAGE_PROCESSOR
     from transformers import PreTrainedModel
 
     if component_type == "text_encoder" and isinstance(module, PreTrainedModel):
         return TEXT_ENCODER
+    if component_type == "image_encoder" and isinstance(module, PreTrainedModel):
+        return IMAGE_ENCODER
     return None

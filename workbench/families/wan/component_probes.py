@@ -15,9 +15,12 @@ from workbench.portstate.probes import Probe
 def _transformer_inputs(model, ctx):
     cfg, g = model.config, ctx.generator()
     p_t, p_h, p_w = cfg.patch_size
-    return {"hidden_states": torch.randn(1, cfg.in_channels, 2 * p_t, 4 * p_h, 4 * p_w, generator=g),
-            "timestep": torch.tensor([637.0]),
-            "encoder_hidden_states": torch.randn(1, 8, cfg.text_dim, generator=g)}
+    inputs = {"hidden_states": torch.randn(1, cfg.in_channels, 2 * p_t, 4 * p_h, 4 * p_w, generator=g),
+              "timestep": torch.tensor([637.0]),
+              "encoder_hidden_states": torch.randn(1, 8, cfg.text_dim, generator=g)}
+    if cfg.image_dim is not None:  # image-to-video: CLIP states enter through the added key/value projections
+        inputs["encoder_hidden_states_image"] = torch.randn(1, cfg.pos_embed_seq_len or 5, cfg.image_dim, generator=g)
+    return inputs
 
 
 def _transformer_run(model, inputs):
