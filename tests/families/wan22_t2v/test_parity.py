@@ -69,8 +69,8 @@ def test_wrong_boundary_in_manifest_is_localized_to_first_switched_step(broken_c
     edit_json(model_dir / "converted" / "model_index.json", boundary_ratio=0.95)
     run = run_parity(FAMILY, model_dir=model_dir)
     timesteps = run.reference["timesteps"].tensor.tolist()
-    first = next(i for i, (a, b) in enumerate(zip(expected_experts(timesteps, 0.875), expected_experts(timesteps, 0.95)))
-                 if a != b)
+    official, edited = expected_experts(timesteps, 0.875), expected_experts(timesteps, 0.95)
+    first = next(i for i in range(len(timesteps)) if official[i] != edited[i])
     divergence = run.verdict.first_divergence
     assert divergence.name == f"latents_step_{first:03d}"
     assert divergence.reference_meta["expert"] == "transformer" and divergence.native_meta["expert"] == "transformer_2"

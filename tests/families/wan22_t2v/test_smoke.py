@@ -32,7 +32,8 @@ def test_one_pipeline_class_for_one_and_two_experts(reference_dir):
     assert [e.name for e in two.experts()] == ["transformer", "transformer_2"]
     assert "transformer_2" in two.required_modules and "transformer_2" not in one.required_modules
     assert [e.name for e in one.experts()] == ["transformer"]
-    assert NativeWanPipeline._required_config_modules == ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+    # the class constant is never extended in place
+    assert "transformer_2" not in NativeWanPipeline._required_config_modules
 
 
 def test_generate_writes_video_and_records_both_guidance_scales(cli, tmp_path):
@@ -53,3 +54,13 @@ def test_invalid_two_expert_requests_are_clear_errors(cli, tmp_path, family, ass
     code, _, err = cli("generate", family, "--out", tmp_path / "x.mp4", "--set", assignment)
     assert code == 2
     assert f"field '{field}'" in err and "Traceback" not in err
+
+
+def test_expand_timesteps_manifest_is_refused_before_loading(broken_copy, edit_json):
+    from workbench.api.generate import load_pipeline
+    from workbench.errors import ManifestError
+
+    model_dir = broken_copy(FAMILY)
+    edit_json(model_dir / "converted" / "model_index.json", expand_timesteps=True)
+    with pytest.raises(ManifestError, match="expand_timesteps"):
+        load_pipeline(model_dir / "converted", device="cpu")

@@ -63,3 +63,21 @@ def test_first_frame_mask_marks_only_the_given_frame():
     mask = first_frame_mask(batch_size=2, num_frames=9, height=4, width=4, temporal_scale=4)
     assert mask.shape == (2, 4, 3, 4, 4)  # 4 mask channels per latent frame; 9 frames -> 3 latent frames
     assert bool((mask[:, :, 0] == 1).all()) and bool((mask[:, :, 1:] == 0).all())
+
+
+def test_batched_guidance_shares_the_image_condition(reference_dir):
+    """`DenoisingStage.cfg="batched"` calls the transformer once on [uncond, cond]; both halves
+    need the image latents and embeddings, so the result matches the two-call (official) order."""
+    from workbench import registry
+    from workbench.api.generate import load_pipeline
+
+    pipe = load_pipeline(reference_dir(FAMILY) / "converted", device="cpu", progress=False)
+    params = registry.get_family(FAMILY).sampling_params("tiny-ci", dict(num_inference_steps=2, num_frames=5))
+    sequential = pipe(params).output
+    stage = pipe.stage("DenoisingStage")
+    stage.cfg = "batched"
+    try:
+        batched = pipe(params).output
+    finally:
+        stage.cfg = "sequential"
+    torch.testing.assert_close(batched, sequential, rtol=0, atol=1e-5)

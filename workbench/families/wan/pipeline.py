@@ -78,11 +78,12 @@ class NativeWanPipeline(ComposedPipeline):
             required.append("transformer_2")
         return required
 
-    def initialize_pipeline(self) -> None:
+    def load_modules(self) -> None:
         if self.manifest.metadata.get("expand_timesteps"):
-            # Wan 2.2 TI2V-5B: per-token timesteps, not ported; refuse rather than run it wrongly.
+            # Wan 2.2 TI2V-5B: per-token timesteps, not ported; refuse before loading rather than run it wrongly.
             raise ManifestError(f"{self.manifest.path}: expand_timesteps=true (Wan 2.2 TI2V) is not supported "
                                 f"by {type(self).__name__}")
+        super().load_modules()
 
     def _boundary_needs_two_experts(self, batch: ForwardBatch):
         if batch.boundary_ratio is not None and self.get_module("transformer_2") is None:
