@@ -42,7 +42,8 @@ def test_computed_mismatches_become_blockers(wan_copy):
     edit_manifest(wan_copy / "converted", vae=[None, None])
     report = build_handoff(WAN, wan_copy)
     assert report.stage_chain == []
-    assert report.blockers[0].startswith("the native pipeline does not load:") and "requires modules" in report.blockers[0]
+    first = report.blockers[0]
+    assert first.startswith("the native pipeline does not load:") and "requires modules" in first
     assert "module vae: mismatch: required but disabled in the converted model_index" in report.blockers
     assert any(b.startswith("class resolution: official _class_name: WanImageToVideoPipeline (MISMATCH")
                for b in report.blockers)
@@ -52,7 +53,8 @@ def test_computed_mismatches_become_blockers(wan_copy):
 def test_cli_prints_and_writes_json(wan_dir, tmp_path, capsys):
     assert main(["handoff", "wan_t2v", "--json", str(tmp_path / "h.json")]) == 0
     out = capsys.readouterr().out
-    for heading in ("required modules emitted vs model_index:", "class resolution:", "stage chain: InputValidationStage",
+    for heading in ("required modules emitted vs model_index:", "class resolution:",
+                    "stage chain: InputValidationStage",
                     "config defaults vs the official call defaults:", "presets (keys vs SamplingParam fields):",
                     "registry detectors:", "gates:", "comparison target:", "blockers:", "next step:"):
         assert heading in out

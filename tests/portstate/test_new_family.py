@@ -38,8 +38,9 @@ def test_files_and_import_name(scaffolded):
         "families/hunyuan_t2v/reference.py", "tests/families/hunyuan_t2v/__init__.py",
         "tests/families/hunyuan_t2v/test_components.py", "tests/families/hunyuan_t2v/test_port.py"]
     imports, call = result.registry_lines
-    assert imports.splitlines() == ["from workbench.families.hunyuan_t2v.config import HUNYUAN_T2V",
-                                    "from workbench.families.hunyuan_t2v.presets import ALL_PRESETS as HUNYUAN_T2V_PRESETS"]
+    assert imports.splitlines() == [
+        "from workbench.families.hunyuan_t2v.config import HUNYUAN_T2V",
+        "from workbench.families.hunyuan_t2v.presets import ALL_PRESETS as HUNYUAN_T2V_PRESETS"]
     assert call.strip() == "register_family(HUNYUAN_T2V, HUNYUAN_T2V_PRESETS)"
 
 
@@ -52,7 +53,8 @@ def test_generated_modules_import_and_stubs_name_themselves(scaffolded, monkeypa
     family = config.HUNYUAN_T2V
     assert family.name == "hunyuan_t2v" and family.workload.name == "T2V" and family.defaults == {}
     assert family.pipeline_class.__name__ == "NativeHunyuanT2vPipeline"
-    assert family.pipeline_class._required_config_modules == registry.get_family("wan_t2v").pipeline_class._required_config_modules
+    like = registry.get_family("wan_t2v").pipeline_class
+    assert family.pipeline_class._required_config_modules == like._required_config_modules
     assert family.reference_module == "hunyuan_t2v.reference"
     preset = family.presets[0]
     preset.lint()  # every key a declared SamplingParam field
@@ -121,7 +123,8 @@ def test_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys):
 
 
 def test_cli_prints_registry_lines_and_refuses_register_outside_the_package(tmp_path, capsys):
-    args = ["new-family", "stable_audio2", "--workload", "T2A", "--like", "wan_t2v", "--official", "StableAudioPipeline",
+    args = ["new-family", "stable_audio2", "--workload", "T2A", "--like", "wan_t2v",
+            "--official", "StableAudioPipeline",
             "--dest", str(tmp_path / "f"), "--tests-dest", str(tmp_path / "t")]
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -14,7 +14,8 @@ def configure(parser) -> None:
     parser.add_argument("family")
     parser.add_argument("--component", action="append", dest="components", metavar="NAME",
                         help="check only this module (repeatable; default: every module the pipeline loads)")
-    parser.add_argument("--model-dir", help="a build-reference output (official/ + converted/); default: cached tiny build")
+    parser.add_argument("--model-dir",
+                        help="a build-reference output (official/ + converted/); default: cached tiny build")
 
 
 def run(args) -> int:

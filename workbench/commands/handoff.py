@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def configure(parser) -> None:
     parser.add_argument("family")
-    parser.add_argument("--model-dir", help="a build-reference output (official/ + converted/); default: cached tiny build")
+    parser.add_argument("--model-dir",
+                        help="a build-reference output (official/ + converted/); default: cached tiny build")
     parser.add_argument("--json", help="also write the report as JSON here")
 
 

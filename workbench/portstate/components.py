@@ -66,7 +66,8 @@ def load_native(converted_dir: Path, spec: ModuleSpec) -> Any:
     return load_module(converted_dir, spec, torch.device("cpu"))
 
 
-def compare_outputs(reference: dict[str, torch.Tensor], native: dict[str, torch.Tensor]) -> tuple[dict[str, float | None], list[str]]:
+def compare_outputs(reference: dict[str, torch.Tensor],
+                    native: dict[str, torch.Tensor]) -> tuple[dict[str, float | None], list[str]]:
     """Per output: max abs diff (None when not comparable), and every problem found."""
     diffs: dict[str, float | None] = {}
     problems = []

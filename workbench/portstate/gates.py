@@ -147,7 +147,8 @@ def run_example(family) -> tuple[str, str]:
     if not path.is_file():
         return "fail", f"{rel} does not exist"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + paths)
     with tempfile.TemporaryDirectory(prefix="workbench-example-") as scratch:
         try:
             proc = subprocess.run([sys.executable, str(path)], cwd=scratch, env=env, capture_output=True, text=True,

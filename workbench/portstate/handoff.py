@@ -77,7 +77,8 @@ class HandoffReport:
                         [[m.name, m.pipeline, m.converted, m.official, "yes" if m.loaded else "no", m.verdict]
                          for m in self.modules])
         out += ["", "class resolution:"] + [f"  {k}: {v}" for k, v in self.class_resolution.items()]
-        out += ["", "stage chain: " + (" -> ".join(self.stage_chain) or "none (the pipeline did not load)"), "", "config defaults vs the official call defaults:"]
+        chain = " -> ".join(self.stage_chain) or "none (the pipeline did not load)"
+        out += ["", f"stage chain: {chain}", "", "config defaults vs the official call defaults:"]
         out += _columns(["field", "family", "official", "verdict", "source"],
                         [[d.field, d.family, d.official, d.verdict, d.source] for d in self.defaults])
         if self.official_defaults_not_recorded:
@@ -178,7 +179,8 @@ def preset_rows(family) -> list[PresetRow]:
         overrides = {k: [_short(defaults.get(k), 24), _short(v, 24)] for k, v in p.defaults.items()
                      if k in defaults and defaults[k] != v}
         rows.append(PresetRow(f"{p.name}@v{p.version}" + (" (default)" if p.name == family.default_preset else ""),
-                              p.workload_type.name, sorted(p.defaults), sorted(k for k in p.defaults if k not in fields),
+                              p.workload_type.name, sorted(p.defaults),
+                              sorted(k for k in p.defaults if k not in fields),
                               overrides))
     return rows
 

@@ -87,7 +87,8 @@ def scaffold(name: str, workload: str, like_name: str, *, official: str = "TODO"
     try:
         kind = WorkloadType[workload.upper()]
     except KeyError:
-        raise ParameterError(f"--workload {workload!r}: expected one of {', '.join(w.name for w in WorkloadType)}") from None
+        choices = ", ".join(w.name for w in WorkloadType)
+        raise ParameterError(f"--workload {workload!r}: expected one of {choices}") from None
     like = registry.get_family(like_name)
     _check_name(name, dest)
     package = f"workbench.families.{name}" if dest == FAMILIES_DIR.resolve() else name

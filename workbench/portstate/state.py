@@ -334,7 +334,8 @@ def _read_row(r: _Reader, raw: Any, where: str, prefix: str) -> Row:
     if not re.fullmatch(rf"{prefix}\d{{3}}", row.id):
         r.fail(f"{where}.id", f"expected {prefix} and three digits (e.g. {prefix}001), got {row.id!r}")
     if (row.status == "resolved") != (row.resolution is not None):
-        r.fail(f"{where}.resolution", "required exactly when status is 'resolved' (resolved rows keep their resolution)")
+        r.fail(f"{where}.resolution",
+               "required exactly when status is 'resolved' (resolved rows keep their resolution)")
     return row
 
 

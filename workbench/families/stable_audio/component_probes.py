@@ -58,5 +58,6 @@ PROBES = {
                                  "table -> noise prediction", _dit_inputs, _dit_run),
     "StableAudioProjectionModel": Probe("StableAudioProjectionModel: seeded T5 states and seconds -> projections",
                                         _projection_inputs, _projection_run),
-    "AutoencoderOobleck": Probe("AutoencoderOobleck: decode seeded latents, encode seeded audio", _vae_inputs, _vae_run),
+    "AutoencoderOobleck": Probe("AutoencoderOobleck: decode seeded latents, encode seeded audio",
+                                _vae_inputs, _vae_run),
 }
