@@ -51,7 +51,7 @@ class FamilyConfig:
     default_preset: str
     detectors: tuple[Detector, ...]
     reference_module: str             # module with build_reference() and run_reference()
-    media: Callable[[SamplingParam], Any]
+    media: Callable[[Any], Any]       # finished request (ForwardBatch: request fields + model-set ones) -> media contract
     output_kind: str = "frames"       # "frames" | "waveform" | "joint"
     golden_presets: tuple[str, ...] = ("tiny-ci",)  # presets with goldens in reference_outputs/ (CPU-sized)
     description: str = ""

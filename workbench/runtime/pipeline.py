@@ -87,6 +87,18 @@ class ComposedPipeline:
     def create_pipeline_stages(self) -> list[Stage]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def progress(self) -> bool:
+        return self._progress
+
+    @progress.setter
+    def progress(self, value: bool) -> None:
+        """Also reaches stages built earlier (a cached pipeline reused with another setting)."""
+        self._progress = value
+        for stage in self.__dict__.get("stages", []):
+            if hasattr(stage, "progress"):
+                stage.progress = value
+
     # ---- access -------------------------------------------------------------------
     def get_module(self, name: str, default: Any = None) -> Any:
         return self.modules.get(name, default)
