@@ -20,23 +20,35 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("parity", "workbench.commands.parity", "compare the native pipeline with the official one"),
     ("generate", "workbench.commands.generate", "generate media with the native pipeline"),
     ("bless", "workbench.commands.bless", "regenerate golden artifacts in reference_outputs/"),
+    ("perf", "workbench.commands.perf", "record performance runs, compare them with baselines, reseed baselines"),
+    ("trace-diff", "workbench.commands.trace_diff", "first divergent module between two activation traces"),
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or with `command` set, one that imports only that command's module.
+
+    Importing a command can be slow (torch, diffusers, the registry); `workbench X` should
+    pay only for X.
+    """
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
-        module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module.configure(p)
-        p.set_defaults(_run=module.run)
+        if command is None or name == command:
+            module = importlib.import_module(module_name)
+            module.configure(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # The only top-level option is a flag, so the first bare word is the command; with no
+    # known command, nothing is imported and argparse reports the usage error or help.
+    command = next((a for a in argv if not a.startswith("-")), "")
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)

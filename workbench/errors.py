@@ -33,3 +33,11 @@ class StageVerificationError(WorkbenchError):
         self.stage, self.field, self.expected, self.got = stage, field, expected, got
         msg = f"stage {stage!r}: field {field!r} expected {expected}"
         super().__init__(msg + (f", got {got}" if got is not None else ""))
+
+
+class PerfError(WorkbenchError):
+    """An invalid performance record, an unreadable perf store, or a refused reseed."""
+
+
+class ParityError(WorkbenchError):
+    """A capture, verdict or activation-trace file is missing, malformed or not comparable."""

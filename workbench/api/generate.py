@@ -15,18 +15,42 @@ from workbench.runtime.pipeline import ComposedPipeline
 _PIPELINES: dict[tuple, ComposedPipeline] = {}
 
 
-def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto",
-                  module_dtypes: Mapping[str, torch.dtype] | None = None, progress: bool = True) -> ComposedPipeline:
-    """Load (once per process) the native pipeline of a converted directory."""
+MODES = ("auto", "exact", "fast")
+
+
+def resolve_mode(mode: str, device: torch.device) -> str:
+    """'auto' is fast on CUDA and exact (fp32, as loaded) elsewhere."""
+    from workbench.errors import ParameterError
+
+    if mode not in MODES:
+        raise ParameterError(f"--mode {mode!r}: expected one of {MODES}")
+    return ("fast" if device.type == "cuda" else "exact") if mode == "auto" else mode
+
+
+def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mode: str = "exact",
+                  compile: bool = False, progress: bool = True) -> ComposedPipeline:
+    """Load (once per process) the native pipeline of a converted directory.
+
+    `mode="fast"` applies the family's FastMode: bf16 modules, SDPA backend priority and,
+    with `compile=True`, torch.compile on the declared modules.
+    """
+    from workbench import registry
     from workbench.runtime.device import resolve_device
+    from workbench.runtime.manifest import read_manifest
 
     model_dir = Path(model_dir).resolve()
-    manifest_mtime = (model_dir / "model_index.json").stat().st_mtime_ns if (model_dir / "model_index.json").exists() else 0
+    manifest = read_manifest(model_dir)
     dev = resolve_device(device)
-    key = (str(model_dir), manifest_mtime, str(dev), tuple(sorted((k, str(v)) for k, v in (module_dtypes or {}).items())))
+    mode = resolve_mode(mode, dev)
+    key = (str(model_dir), manifest.path.stat().st_mtime_ns, str(dev), mode, compile)
     pipe = _PIPELINES.get(key)
     if pipe is None:
-        pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, module_dtypes=dict(module_dtypes or {}))
+        options = {}
+        if mode == "fast":
+            fast = registry.family_for_manifest(manifest, model_dir).fast
+            options = dict(module_dtypes=dict(fast.module_dtypes), attention_backends=fast.attention_backends,
+                           compile_modules=fast.compile_modules if compile else ())
+        pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, **options)
         _PIPELINES[key] = pipe
     pipe.progress = progress
     return pipe
@@ -46,9 +70,9 @@ class Generation:
 
 
 def generate(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
-             device: str = "auto", model_dir: str | Path | None = None, out: str | Path | None = None,
-             frames_dir: str | Path | None = None, hooks=None, progress: bool = True,
-             paired: bool = False) -> Generation:
+             device: str = "auto", mode: str = "auto", compile: bool = False, model_dir: str | Path | None = None,
+             out: str | Path | None = None, frames_dir: str | Path | None = None, hooks=None,
+             progress: bool = True, paired: bool = False) -> Generation:
     """`paired` writes a joint audio-video result as `out` (.mp4) plus a .wav next to it
     instead of one mp4 with an audio track."""
     from workbench import registry
@@ -66,7 +90,9 @@ def generate(family_name: str, *, preset: str | None = None, request: Mapping[st
     dev = resolve_device(device)
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
-    pipe = load_pipeline(root / "converted", device=dev, progress=progress)
+    pipe = load_pipeline(root / "converted", device=dev, mode=mode, compile=compile, progress=progress)
+    if resolve_mode(mode, dev) == "fast":
+        params = params.replace(stage_overrides=family.fast.stage_overrides + tuple(params.stage_overrides))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     start = time.perf_counter()

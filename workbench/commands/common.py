@@ -18,6 +18,7 @@ def add_request_args(p: argparse.ArgumentParser, device_default: str = "auto") -
                    help="override a stage setting the preset declares, e.g. DenoisingStage.cfg=batched")
     p.add_argument("--model-dir", help="a build-reference output (official/ + converted/); default: cached tiny build")
     p.add_argument("--device", default=device_default, help="auto | cpu | cuda[:N]")
+    p.add_argument("--compile", action="store_true", help="fast mode: torch.compile the denoiser")
 
 
 def request_from_args(args: argparse.Namespace) -> dict[str, Any]:

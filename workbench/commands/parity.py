@@ -21,7 +21,7 @@ def run(args) -> int:
     from workbench.parity.runner import run_parity
 
     result = run_parity(args.family, preset=args.preset, request=request_from_args(args), mode=args.mode,
-                        model_dir=args.model_dir, device=args.device)
+                        model_dir=args.model_dir, device=args.device, compile=args.compile)
     verdict = result.verdict
     print(verdict.summary_table())
     if args.json:

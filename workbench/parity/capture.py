@@ -9,7 +9,7 @@ an optional denoising step, and free-form metadata (which expert ran, guidance s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -123,22 +123,25 @@ def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str
     return model.eval()
 
 
-def load_diffusers_model(folder: Path, cls: type) -> torch.nn.Module:
+# Models are built on the target device: initialising a multi-billion-parameter encoder on
+# the CPU only to overwrite it would cost minutes.
+def load_diffusers_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
     try:
         config = cls.load_config(str(folder))
     except Exception as exc:  # diffusers raises EnvironmentError / ValueError variants
         raise ComponentLoadError(f"{folder}: cannot read the {cls.__name__} config ({exc})") from None
-    with torch.device("cpu"):
+    with torch.device(device):
         model = cls.from_config(config)
     return load_strict(model, folder)
 
 
-def load_transformers_model(folder: Path, cls: type) -> torch.nn.Module:
+def load_transformers_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ComponentLoadError(f"{config_path}: missing")
     config = cls.config_class.from_pretrained(str(folder))
-    model = cls(config)
+    with torch.device(device):
+        model = cls(config)
     tied = set(getattr(model, "all_tied_weights_keys", None) or {})
     return load_strict(model, folder, ignorable_missing=tied, rename=_transformers_renaming(model, folder))
 
@@ -165,7 +168,7 @@ def _transformers_renaming(model: torch.nn.Module, folder: Path) -> Callable[[st
     return rename
 
 
-def load_config_only(folder: Path, cls: type) -> Any:
+def load_config_only(folder: Path, cls: type, device: torch.device) -> Any:
     """Schedulers, tokenizers and processors: config or vocabulary files, no weights."""
     try:
         return cls.from_pretrained(str(folder))
@@ -174,20 +177,20 @@ def load_config_only(folder: Path, cls: type) -> Any:
 
 
 # Loader choice: a name rule wins over the library rule.
-NAME_LOADERS: dict[str, Callable[[Path, type], Any]] = {
+NAME_LOADERS: dict[str, Callable[[Path, type, torch.device], Any]] = {
     "tokenizer": load_config_only,
     "scheduler": load_config_only,
     "feature_extractor": load_config_only,
     "image_processor": load_config_only,
 }
-LIBRARY_LOADERS: dict[str, Callable[[Path, type], Any]] = {
+LIBRARY_LOADERS: dict[str, Callable[[Path, type, torch.device], Any]] = {
     "diffusers": load_diffusers_model,
     "transformers": load_transformers_model,
     "workbench": load_diffusers_model,
 }
 
 
-def loader_for(spec: ModuleSpec) -> Callable[[Path, type], Any]:
+def loader_for(spec: ModuleSpec) -> Callable[[Path, type, torch.device], Any]:
     base = spec.name.rstrip("_0123456789")
     if base in NAME_LOADERS:
         return NAME_LOADERS[base]
@@ -198,8 +201,8 @@ def loader_for(spec: ModuleSpec) -> Callable[[Path, type], Any]:
     raise ComponentLoadError(f"module {spec.name!r}: no loader for library {spec.library!r}")
 
 
-def load_module(model_dir: Path, spec: ModuleSpec) -> Any:
+def load_module(model_dir: Path, spec: ModuleSpec, device: torch.device = torch.device("cpu")) -> Any:
     folder = Path(model_dir) / spec.name
     if not folder.is_dir():
         raise ComponentLoadError(f"{folder}: module folder for {spec.name!r} is missing")
-    return loader_for(spec)(folder, resolve_class(spec))
+    return loader_for(spec)(folder, resolve_class(spec), device)

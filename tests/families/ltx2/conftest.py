@@ -11,9 +11,14 @@ from workbench import registry
 from workbench.families.offline import quiet_hf
 from workbench.references import build_reference
 
-# Tiny models run fastest on one thread, and both sides of a comparison must share the count
-# (it moves CPU results by ~1e-7).
-torch.set_num_threads(1)
+
+@pytest.fixture(scope="package", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and both sides of a comparison share the count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +30,6 @@ def family():
 def model_dir(tmp_path_factory, family):
     quiet_hf()
     return build_reference(family, tmp_path_factory.mktemp("ltx2") / "tiny")
-
-
-@pytest.fixture(scope="session")
-def official_pipe(model_dir, family):
-    """The official pipeline, loaded once (each call re-runs set_timesteps, so runs do not leak)."""
-    return family.reference.load_official(model_dir / "official", torch.device("cpu"))
 
 
 @pytest.fixture

@@ -1,63 +1,47 @@
 """LTX-2 pipeline parity, exact mode (CPU, fp32): the native port against diffusers'
 LTX2Pipeline on the same tiny build, every checkpoint of both streams, bitwise or <= 1e-6.
 
-Both sides are real runs: the reference side is the official pipeline with capture hooks,
-the native side our stage pipeline loaded from converted/ by the strict loader.
+Both sides are real runs (`run_parity`): the official pipeline with capture hooks, and our
+stage pipeline loaded from converted/ by the strict loader; `compare_captures` judges them.
 """
 
 from __future__ import annotations
 
 import pytest
-import torch
 from safetensors.torch import load_file, save_file
 
-from workbench.parity.capture import CaptureSet
+from workbench.parity.compare import compare_captures
 from workbench.parity.golden import load_golden
-from workbench.parity.runner import run_native
+from workbench.parity.runner import run_native, run_parity
 from workbench.references import tree_sha256
 
 pytestmark = pytest.mark.parity
 
-EXACT = 1e-6
 VIDEO = ["initial_latents", "latents_step_000", "latents_step_001", "latents_step_002", "final_latents", "frames"]
 AUDIO = ["audio_initial_latents", "audio_latents_step_000", "audio_latents_step_001", "audio_latents_step_002",
          "audio_final_latents", "mel", "waveform"]
 TEXT = ["prompt_embeds", "negative_prompt_embeds", "connector_prompt_embeds", "connector_audio_prompt_embeds"]
 
 
-def max_abs_diffs(reference: CaptureSet, native: CaptureSet) -> dict[str, float]:
-    """Per checkpoint in reference (pipeline) order; inf where native lacks it or the shape differs."""
-    out = {}
-    for ref in reference:
-        nat = native[ref.name] if ref.name in native else None
-        if nat is None or nat.tensor.shape != ref.tensor.shape:
-            out[ref.name] = float("inf")
-        else:
-            out[ref.name] = (ref.tensor.double() - nat.tensor.double()).abs().max().item()
-    return out
+def failing(verdict) -> list[str]:
+    return [c.name for c in verdict.checkpoints if not c.passed]
 
 
-def failing(reference: CaptureSet, native: CaptureSet) -> list[str]:
-    """Checkpoints out of exact tolerance in pipeline order: the first is the first divergence."""
-    return [name for name, diff in max_abs_diffs(reference, native).items() if diff > EXACT]
+def assert_exact(run) -> None:
+    """Every checkpoint passes exact tolerance, and each step ran with the same guidance terms."""
+    assert run.reference.names() == run.native.names()
+    assert failing(run.verdict) == [], run.verdict.summary_table()
+    assert all(c.metrics.max_abs_diff == 0.0 for c in run.verdict.checkpoints)  # in fact bitwise
+    for ref in run.reference:
+        assert run.native[ref.name].meta == ref.meta, ref.name
 
 
-def run_both(family, official_pipe, model_dir, request=None, preset=None, native_dir=None):
-    params = family.sampling_params(preset, request)
-    native, _ = run_native((native_dir or model_dir) / "converted", params)
-    reference, _ = family.reference.run_reference(model_dir / "official", params, pipe=official_pipe)
-    return reference, native
-
-
-def test_tiny_ci_every_checkpoint_of_both_streams_is_exact(family, official_pipe, model_dir):
-    reference, native = run_both(family, official_pipe, model_dir)
-    assert reference.names() == native.names()
-    assert set(TEXT + ["timesteps", "sigmas"] + VIDEO + AUDIO) <= set(reference.names())
-    assert reference["frames"].tensor.shape == (1, 9, 32, 32, 3)
-    assert reference["waveform"].tensor.shape == (1, 2, 132)
-    assert failing(reference, native) == []
-    for ref in reference:  # the guidance terms each step ran with, as each side resolved them
-        assert native[ref.name].meta == ref.meta, ref.name
+def test_tiny_ci_every_checkpoint_of_both_streams_is_exact(model_dir):
+    run = run_parity("ltx2", model_dir=model_dir)
+    assert set(TEXT + ["timesteps", "sigmas"] + VIDEO + AUDIO) <= set(run.reference.names())
+    assert run.reference["frames"].tensor.shape == (1, 9, 32, 32, 3)
+    assert run.reference["waveform"].tensor.shape == (1, 2, 132)
+    assert_exact(run)
 
 
 VARIATIONS = {
@@ -83,13 +67,13 @@ VARIATIONS = {
 
 
 @pytest.fixture(scope="module")
-def variation(family, official_pipe, model_dir):
-    """(reference, native) captures of a VARIATIONS request, each run once per module."""
+def variation(model_dir):
+    """The parity run of a VARIATIONS request, each run once per module."""
     runs = {}
 
     def get(name):
         if name not in runs:
-            runs[name] = run_both(family, official_pipe, model_dir, VARIATIONS[name])
+            runs[name] = run_parity("ltx2", request=VARIATIONS[name], model_dir=model_dir)
         return runs[name]
 
     return get
@@ -97,32 +81,28 @@ def variation(family, official_pipe, model_dir):
 
 @pytest.mark.parametrize("name", VARIATIONS)
 def test_requests_beyond_the_preset_are_exact(variation, name):
-    reference, native = variation(name)
-    assert reference.names() == native.names()
-    assert failing(reference, native) == []
-    for ref in reference:
-        assert native[ref.name].meta == ref.meta, ref.name
+    assert_exact(variation(name))
 
 
 def test_audio_guidance_falls_back_to_video_like_the_official_call(variation):
-    reference, native = variation("audio_fallback")
+    run = variation("audio_fallback")
     # The reference meta holds the official pipeline's own resolved properties.
-    audio, video = reference["audio_latents_step_000"].meta, reference["latents_step_000"].meta
-    assert {k: audio[k] for k in ("guidance_scale", "stg_scale", "modality_scale", "guidance_rescale")} == \
-           {k: video[k] for k in ("guidance_scale", "stg_scale", "modality_scale", "guidance_rescale")}
-    assert native["audio_latents_step_000"].meta == audio
+    audio, video = run.reference["audio_latents_step_000"].meta, run.reference["latents_step_000"].meta
+    terms = ("guidance_scale", "stg_scale", "modality_scale", "guidance_rescale")
+    assert {k: audio[k] for k in terms} == {k: video[k] for k in terms} == {
+        "guidance_scale": 3.0, "stg_scale": 1.0, "modality_scale": 3.0, "guidance_rescale": 0.7}
+    assert run.native["audio_latents_step_000"].meta == audio
 
 
 def test_no_guidance_skips_the_negative_prompt_on_both_sides(variation):
-    reference, native = variation("no_guidance")
-    assert "negative_prompt_embeds" not in reference and "negative_prompt_embeds" not in native
-    assert native["connector_prompt_embeds"].tensor.shape[0] == 1
+    run = variation("no_guidance")
+    assert "negative_prompt_embeds" not in run.reference and "negative_prompt_embeds" not in run.native
+    assert run.native["connector_prompt_embeds"].tensor.shape[0] == 1
 
 
 # ---- fault localisation: a wrong weight in converted/ shows first where it enters ---------
 def corrupt(model_copy, module: str, key: str) -> None:
-    folder = model_copy / "converted" / module
-    path = next(folder.glob("*.safetensors"))
+    path = next((model_copy / "converted" / module).glob("*.safetensors"))
     state = load_file(str(path))
     state[key] = state[key] + 0.05
     save_file(state, str(path), metadata={"format": "pt"})
@@ -133,26 +113,22 @@ def corrupt(model_copy, module: str, key: str) -> None:
     ("transformer", "proj_in.weight", "latents_step_000", TEXT + ["initial_latents", "audio_initial_latents"]),
     ("vae", "decoder.conv_out.conv.weight", "frames", TEXT + VIDEO[:-1] + AUDIO),
 ])
-def test_a_wrong_weight_is_found_where_it_enters(family, official_pipe, model_dir, model_copy, module, key, first,
-                                                 still_exact):
+def test_a_wrong_weight_is_found_where_it_enters(model_copy, module, key, first, still_exact):
     corrupt(model_copy, module, key)
-    reference, native = run_both(family, official_pipe, model_dir, native_dir=model_copy)
-    bad = failing(reference, native)
-    assert bad and bad[0] == first
-    assert not set(still_exact) & set(bad)
+    verdict = run_parity("ltx2", model_dir=model_copy).verdict
+    assert verdict.first_divergence is not None and verdict.first_divergence.name == first
+    assert not set(still_exact) & set(failing(verdict))
 
 
 @pytest.mark.parametrize("module, key, first", [
     ("audio_vae", "decoder.conv_out.conv.weight", "mel"),
     ("vocoder", "conv_out.weight", "waveform"),
 ])
-def test_an_audio_only_fault_shows_in_audio_and_leaves_video_exact(family, official_pipe, model_dir, model_copy,
-                                                                    module, key, first):
+def test_an_audio_only_fault_shows_in_audio_and_leaves_video_exact(model_copy, module, key, first):
     corrupt(model_copy, module, key)
-    reference, native = run_both(family, official_pipe, model_dir, native_dir=model_copy)
-    bad = failing(reference, native)
-    assert bad[0] == first and set(bad) <= set(AUDIO)
-    assert not set(TEXT + VIDEO) & set(bad)
+    verdict = run_parity("ltx2", model_dir=model_copy).verdict
+    assert verdict.first_divergence.name == first and set(failing(verdict)) <= set(AUDIO)
+    assert all(verdict.result(name).passed for name in TEXT + VIDEO)
 
 
 # ---- goldens: blessed by `workbench bless ltx2` in another process ------------------------
@@ -161,5 +137,5 @@ def test_native_matches_the_blessed_goldens(family, model_dir):
     # The build in this process is byte-identical to the one bless made in its own process.
     assert manifest["model_dir_sha256"] == {side: tree_sha256(model_dir / side) for side in ("official", "converted")}
     native, _ = run_native(model_dir / "converted", family.sampling_params("tiny-ci"))
-    assert golden.names() == native.names()
-    assert failing(golden, native) == []
+    verdict = compare_captures(golden, native)
+    assert golden.names() == native.names() and verdict.passed, verdict.summary_table()

@@ -106,13 +106,18 @@ def build_reference(out: Path, scale: str = "tiny") -> Path:
     return out
 
 
-def load_official(official_dir: Path, device: torch.device):
+def load_official(official_dir: Path, device: torch.device, dtype: torch.dtype | None = None,
+                  fp32_modules: tuple[str, ...] = ()):
+    """The saved official pipeline (in `dtype` when given, `fp32_modules` kept fp32), with
+    freshly allocated parameters like the native loader's, and the extra callback tensors."""
     from diffusers import LTX2Pipeline
 
-    pipe = LTX2Pipeline.from_pretrained(str(official_dir))
-    for module in pipe.components.values():
+    pipe = LTX2Pipeline.from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
+    for name, module in pipe.components.items():
         if isinstance(module, torch.nn.Module):
             clone_parameters(module)
+            if name in fp32_modules:
+                module.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
     pipe._callback_tensor_inputs = [*LTX2Pipeline._callback_tensor_inputs, *EXTRA_CALLBACK_TENSORS]
     return pipe.to(device)

@@ -46,25 +46,30 @@ SCHEDULER_CONFIG = dict(prediction_type="flow_prediction", use_flow_sigmas=True,
                         num_train_timesteps=1000)
 
 
-def build_official(scale: str = "tiny", dtype: torch.dtype = torch.float32, transformer_2: bool = False,
-                   boundary_ratio: float | None = None):
-    """The official diffusers pipeline from seeded random-init components."""
+def build_official(scale: str = "tiny", transformer_2: bool = False, boundary_ratio: float | None = None,
+                   device: str = "cpu"):
+    """The official diffusers pipeline from seeded random-init components (fp32).
+
+    `device` only says where weights are initialised: the full sizes initialise in seconds
+    on a GPU and in minutes on a CPU. Tiny builds stay on the CPU (byte-identical builds).
+    """
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
     tokenizer = t5_tokenizer(TOKENIZER_MAX_LENGTH[scale])
-    seeded(0)
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
-                                               dropout_rate=0.0, is_encoder_decoder=False,
-                                               **TEXT_ENCODER_SIZES[scale])).to(dtype).eval()
-    seeded(1)
-    transformer = WanTransformer3DModel(**TRANSFORMER_SIZES[scale]).to(dtype).eval()
-    second = None
-    if transformer_2:
-        seeded(2)
-        second = WanTransformer3DModel(**TRANSFORMER_SIZES[scale]).to(dtype).eval()
-    seeded(3)
-    vae = AutoencoderKLWan(**VAE_SIZES[scale]).eval()
+    with torch.device(device):
+        seeded(0)
+        text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), feed_forward_proj="gated-gelu",
+                                                   dropout_rate=0.0, is_encoder_decoder=False,
+                                                   **TEXT_ENCODER_SIZES[scale])).eval()
+        seeded(1)
+        transformer = WanTransformer3DModel(**TRANSFORMER_SIZES[scale]).eval()
+        second = None
+        if transformer_2:
+            seeded(2)
+            second = WanTransformer3DModel(**TRANSFORMER_SIZES[scale]).eval()
+        seeded(3)
+        vae = AutoencoderKLWan(**VAE_SIZES[scale]).eval()
     scheduler = UniPCMultistepScheduler(**SCHEDULER_CONFIG)
     return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
                        transformer=transformer, transformer_2=second, boundary_ratio=boundary_ratio)
@@ -74,19 +79,28 @@ def build_reference(out: Path, scale: str = "tiny") -> Path:
     """Write `out/official` and `out/converted` (byte-identical across processes)."""
     from workbench.families.conversion import write_converted
 
-    pipe = build_official(scale)
+    device = "cuda" if scale == "full" and torch.cuda.is_available() else "cpu"
+    pipe = build_official(scale, device=device)
+    if scale == "full":
+        # 5.7B parameters: saved in bf16 (11 GB instead of 23), the dtype it runs in on GPUs.
+        pipe.text_encoder.to(torch.bfloat16)
     pipe.save_pretrained(out / "official", safe_serialization=True)
     write_converted(out / "official", out / "converted", NATIVE_CLASS)
     return out
 
 
-def load_official(official_dir: Path, device: torch.device):
+def load_official(official_dir: Path, device: torch.device, dtype: torch.dtype | None = None,
+                  fp32_modules: tuple[str, ...] = ()):
+    """The official pipeline as a user loads it: fp32 as saved, or `torch_dtype=dtype` with
+    `fp32_modules` (the VAE, per the Wan docs) kept in fp32."""
     from diffusers import WanPipeline
 
-    pipe = WanPipeline.from_pretrained(str(official_dir))
-    for module in pipe.components.values():
+    pipe = WanPipeline.from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
+    for name, module in pipe.components.items():
         if isinstance(module, torch.nn.Module):
             clone_parameters(module)
+            if name in fp32_modules:
+                module.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

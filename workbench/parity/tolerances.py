@@ -1,0 +1,160 @@
+"""How close is close enough, per parity mode and checkpoint kind.
+
+*exact* mode (CPU, fp32, same op order) asks for bitwise-or-1e-6 on every checkpoint.
+*fast* mode (GPU, bf16, batched CFG, compiled) uses the starting points of DESIGN
+section 6, adjusted where a value cannot hold by construction (noted at each entry).
+A checkpoint name can override its kind's tolerance; names are exact or fnmatch
+patterns (`*final_latents` also covers a joint family's `audio_final_latents`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from workbench.errors import ParameterError
+from workbench.parity.capture import KINDS
+from workbench.parity.metrics import Metrics
+
+MODES = ("exact", "fast")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Bounds that must all hold; when they do not, `alternative`'s bounds may pass instead.
+
+    Upper bounds are inclusive (<=) except the drift bound, which is strict (<), as the
+    design states it ("abs-mean drift < 1%").
+    """
+
+    max_abs: float | None = None
+    min_cosine: float | None = None
+    max_drift: float | None = None
+    min_psnr: float | None = None
+    alternative: "Tolerance | None" = None
+
+    def violations(self, metrics: Metrics) -> list[str]:
+        """The bounds `metrics` breaks, as readable sentences (empty when it passes)."""
+        checks = (
+            ("max_abs_diff", metrics.max_abs_diff, self.max_abs, lambda v, b: v <= b, ">"),
+            ("cosine", metrics.cosine, self.min_cosine, lambda v, b: v >= b, "<"),
+            ("rel_abs_mean_drift", metrics.rel_abs_mean_drift, self.max_drift, lambda v, b: v < b, ">="),
+            ("psnr", metrics.psnr, self.min_psnr, lambda v, b: v >= b, "<"),
+        )
+        out = []
+        for name, value, bound, ok, broken in checks:
+            if bound is None:
+                continue
+            if value is None or math.isnan(value):
+                out.append(f"{name} unavailable")
+            elif not ok(value, bound):
+                out.append(f"{name} {value:.3e} {broken} {bound:.3e}")
+        return out
+
+    def check(self, metrics: Metrics) -> tuple[bool, str]:
+        """(passed, reason); the reason names every broken bound, or the metrics error."""
+        if metrics.error:
+            return False, metrics.error
+        broken = self.violations(metrics)
+        if not broken:
+            return True, ""
+        if self.alternative is not None:
+            passed, alt_reason = self.alternative.check(metrics)
+            if passed:
+                return True, ""
+            return False, "; ".join(broken) + f" (alternative: {alt_reason})"
+        return False, "; ".join(broken)
+
+    def describe(self) -> str:
+        parts = [f"max_abs<={self.max_abs:.0e}" if self.max_abs is not None else "",
+                 f"cosine>={self.min_cosine}" if self.min_cosine is not None else "",
+                 f"drift<{self.max_drift:.0%}" if self.max_drift is not None else "",
+                 f"psnr>={self.min_psnr:g}" if self.min_psnr is not None else ""]
+        text = " and ".join(p for p in parts if p)
+        return text + (f" or {self.alternative.describe()}" if self.alternative else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "Tolerance | None":
+        if data is None:
+            return None
+        data = dict(data)
+        data["alternative"] = cls.from_dict(data.get("alternative"))
+        return cls(**data)
+
+
+# Exact mode: "bitwise or <= 1e-6" (DESIGN section 6, two modes) for every kind.
+EXACT = Tolerance(max_abs=1e-6)
+
+FAST_BY_KIND: Mapping[str, Tolerance] = MappingProxyType({
+    # DESIGN lists "encoder 1e-3", but a bf16 encoder on different kernels misses 1e-3 max
+    # diff on most prompts; direction and scale are what conditioning needs: cosine plus
+    # the "abs-mean drift < 5%" that DESIGN pairs with bf16 cross-kernel runs.
+    "embedding": Tolerance(min_cosine=0.999, max_drift=0.05),
+    # Schedules run in fp32 on both sides even in fast mode, so they get DESIGN's tightest
+    # starting point ("block 1e-4").
+    "schedule": Tolerance(max_abs=1e-4),
+    # DESIGN: "pipeline latents 1e-2 or correlation > 0.99 with max diff < 0.5". We keep the
+    # correlation branch only: on unit-variance latents a 1e-2 max diff already implies
+    # cosine > 0.9999, so the 1e-2 branch adds nothing in practice.
+    "latent": Tolerance(max_abs=0.5, min_cosine=0.99),
+    # DESIGN: "VAE fp32 5e-2"; PSNR >= 30 dB (a common "visually identical" bar) lets a
+    # bf16 decode with isolated outlier pixels still pass.
+    "frames": Tolerance(max_abs=5e-2, alternative=Tolerance(min_psnr=30.0)),
+    # DESIGN: "audio abs-mean drift < 1% and max diff < 0.05".
+    "waveform": Tolerance(max_abs=0.05, max_drift=0.01),
+    # DESIGN gives no mel value; ours: the audio drift bound plus the latent-level cosine
+    # floor (mel values are log-scaled, so an absolute bound would depend on the scale).
+    "mel": Tolerance(min_cosine=0.999, max_drift=0.01),
+})
+
+FAST_BY_NAME: Mapping[str, Tolerance] = MappingProxyType({
+    # Ours: the result of the whole loop must track the reference more tightly than any
+    # single step is allowed to, or drift accumulated over steps would go unnoticed.
+    "*final_latents": Tolerance(max_abs=0.5, min_cosine=0.999),
+})
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """The tolerance table of one mode: per kind, with per-checkpoint-name overrides."""
+
+    mode: str
+    by_kind: Mapping[str, Tolerance]
+    by_name: Mapping[str, Tolerance] = field(default_factory=lambda: MappingProxyType({}))
+
+    def for_checkpoint(self, name: str, kind: str) -> Tolerance:
+        """Exact name override, then the first matching pattern, then the kind's default."""
+        if name in self.by_name:
+            return self.by_name[name]
+        for pattern, tolerance in self.by_name.items():
+            if fnmatchcase(name, pattern):
+                return tolerance
+        if kind not in self.by_kind:
+            raise ParameterError(f"tolerances ({self.mode}): no tolerance for checkpoint {name!r} of kind {kind!r}")
+        return self.by_kind[kind]
+
+    def with_overrides(self, overrides: Mapping[str, Tolerance]) -> "Tolerances":
+        """A copy where `overrides` (checkpoint name or pattern -> Tolerance) win over the defaults.
+
+        Overrides come first, so their patterns are tried before the defaults' patterns.
+        """
+        merged = dict(overrides)
+        merged.update({k: v for k, v in self.by_name.items() if k not in overrides})
+        return Tolerances(self.mode, self.by_kind, MappingProxyType(merged))
+
+
+def tolerances_for(mode: str, overrides: Mapping[str, Tolerance] | None = None) -> Tolerances:
+    """The default table of `mode` ("exact" or "fast"), with optional per-checkpoint overrides."""
+    if mode == "exact":
+        table = Tolerances("exact", MappingProxyType({kind: EXACT for kind in KINDS}))
+    elif mode == "fast":
+        table = Tolerances("fast", FAST_BY_KIND, FAST_BY_NAME)
+    else:
+        raise ParameterError(f"parity mode {mode!r}: expected one of {MODES}")
+    return table.with_overrides(overrides) if overrides else table

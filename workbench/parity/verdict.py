@@ -1,0 +1,167 @@
+"""The verdict of one parity run: what was compared, under which tolerances, and where it broke.
+
+One JSON file per run (DESIGN section 6); notebooks render it and tests assert on it.
+Checkpoints are kept in pipeline order, so the first failing one is the first divergence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import ParityError
+from workbench.io import atomic_write_text
+from workbench.parity.metrics import Metrics
+from workbench.parity.tolerances import Tolerance
+
+
+@dataclass
+class CheckpointResult:
+    """One checkpoint compared; a side's meta is None when that side did not record it."""
+
+    name: str
+    kind: str
+    step: int | None
+    passed: bool
+    reason: str = ""
+    hint: str = ""
+    metrics: Metrics | None = None
+    tolerance: Tolerance | None = None
+    reference_meta: dict[str, Any] | None = None
+    native_meta: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["metrics"] = self.metrics.to_dict() if self.metrics else None
+        out["tolerance"] = self.tolerance.to_dict() if self.tolerance else None
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CheckpointResult":
+        data = dict(data)
+        if data.get("metrics") is not None:
+            data["metrics"] = Metrics.from_dict(data["metrics"])
+        data["tolerance"] = Tolerance.from_dict(data.get("tolerance"))
+        return cls(**data)
+
+
+@dataclass
+class Verdict:
+    """Per-checkpoint results of one run plus what is needed to reproduce it."""
+
+    family: str
+    preset: str
+    mode: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    checkpoints: list[CheckpointResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """True when every checkpoint passed; an empty comparison proves nothing and fails."""
+        return bool(self.checkpoints) and all(c.passed for c in self.checkpoints)
+
+    @property
+    def first_divergence(self) -> CheckpointResult | None:
+        """The first failing checkpoint in pipeline order (its `hint` says where to look)."""
+        return next((c for c in self.checkpoints if not c.passed), None)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def result(self, name: str) -> CheckpointResult:
+        for c in self.checkpoints:
+            if c.name == name:
+                return c
+        raise KeyError(f"verdict has no checkpoint {name!r}")
+
+    # ---- persistence ----
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_divergence
+        return {
+            "family": self.family, "preset": self.preset, "mode": self.mode,
+            "parameters": self.parameters, "versions": self.versions,
+            "passed": self.passed,
+            "first_divergence": None if first is None else {"name": first.name, "reason": first.reason,
+                                                            "hint": first.hint},
+            "checkpoints": [c.to_dict() for c in self.checkpoints],
+        }
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write atomically; keys sorted, floats at full repr precision, non-finite as strings."""
+        text = json.dumps(_finite_json(self.to_dict()), indent=1, sort_keys=True, allow_nan=False, default=str)
+        return atomic_write_text(path, text + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Verdict":
+        return cls(family=data["family"], preset=data["preset"], mode=data["mode"],
+                   parameters=data.get("parameters", {}), versions=data.get("versions", {}),
+                   checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])])
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Verdict":
+        path = Path(path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ParityError(f"verdict file {path} does not exist") from None
+        except OSError as exc:
+            raise ParityError(f"verdict file {path} cannot be read: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:  # ValueError covers invalid JSON
+            raise ParityError(f"verdict file {path} is not a valid verdict: {exc!r}") from None
+
+    # ---- display ----
+    def summary_table(self) -> str:
+        """Fixed-width text table at fixed significant digits (stable for nbval)."""
+        name_w = max([len("checkpoint")] + [len(c.name) for c in self.checkpoints])
+        header = f"{'checkpoint':<{name_w}}  {'kind':<9}  {'step':>4}  {'max_abs':>9}  {'mean_abs':>9}  " \
+                 f"{'drift':>9}  {'cosine':>9}  {'media':<24}  {'result':>6}"
+        lines = [f"{'PASS' if self.passed else 'FAIL'}  family={self.family} preset={self.preset} mode={self.mode}",
+                 header, "-" * len(header)]
+        for c in self.checkpoints:
+            m = c.metrics
+            step = "" if c.step is None else str(c.step)
+            lines.append(
+                f"{c.name:<{name_w}}  {c.kind:<9}  {step:>4}  {_fmt(m and m.max_abs_diff, '%.3e'):>9}  "
+                f"{_fmt(m and m.mean_abs_diff, '%.3e'):>9}  {_fmt(m and m.rel_abs_mean_drift, '%.3e'):>9}  "
+                f"{_fmt(m and m.cosine, '%.6f'):>9}  {_media(m):<24}  {'pass' if c.passed else 'FAIL':>6}")
+        first = self.first_divergence
+        if first is not None:
+            lines.append(f"first divergence: {first.name}: {first.reason}")
+            lines.append(f"hint: {first.hint}")
+        elif not self.checkpoints:
+            lines.append("no checkpoints were compared")
+        return "\n".join(lines)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value) or math.isnan(value):
+        return str(value)
+    return spec % value
+
+
+def _media(m: Metrics | None) -> str:
+    if m is None:
+        return ""
+    if m.psnr is not None:
+        return f"psnr {_fmt(m.psnr, '%.2f')} ssim {_fmt(m.ssim, '%.4f')}"
+    if m.snr_db is not None:
+        return f"snr {_fmt(m.snr_db, '%.2f')} stft {_fmt(m.stft_distance, '%.2e')}"
+    return ""
+
+
+def _finite_json(obj: Any) -> Any:
+    """Replace inf/nan (not valid JSON) by the strings "inf", "-inf", "nan"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_json(v) for v in obj]
+    return obj
