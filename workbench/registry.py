@@ -14,6 +14,8 @@ from workbench.api.presets import PresetTable
 from workbench.errors import RegistryError
 from workbench.families.ltx2.config import LTX2_T2AV
 from workbench.families.ltx2.presets import ALL_PRESETS as LTX2_PRESETS
+from workbench.families.stable_audio.config import STABLE_AUDIO
+from workbench.families.stable_audio.presets import ALL_PRESETS as STABLE_AUDIO_PRESETS
 from workbench.families.wan.config import WAN_T2V
 from workbench.families.wan.presets import ALL_PRESETS as WAN_PRESETS
 from workbench.runtime.manifest import Manifest
@@ -73,4 +75,5 @@ def family_for_manifest(manifest: Manifest, model_dir: str | Path) -> FamilyConf
 
 
 register_family(WAN_T2V, WAN_PRESETS)
+register_family(STABLE_AUDIO, STABLE_AUDIO_PRESETS)
 register_family(LTX2_T2AV, LTX2_PRESETS)

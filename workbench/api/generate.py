@@ -52,7 +52,7 @@ def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mo
                            compile_modules=fast.compile_modules if compile else ())
         pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, **options)
         _PIPELINES[key] = pipe
-    pipe.progress = progress
+    pipe.progress = progress  # reaches the stages that draw a bar (a cached pipeline outlives a call)
     return pipe
 
 

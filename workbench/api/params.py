@@ -94,8 +94,7 @@ class SamplingParam:
         out = {}
         for k, v in asdict(self).items():
             try:
-                json.dumps(v)
-                out[k] = v
+                out[k] = json.loads(json.dumps(v))  # tuples become lists, as in a JSON file
             except TypeError:
                 out[k] = repr(v)
         return out

@@ -52,6 +52,9 @@ def run_native(converted_dir: Path, params: SamplingParam, device: str | torch.d
 def run_reference(family, official_dir: Path, params: SamplingParam, device: torch.device,
                   mode: str = "exact") -> CaptureSet:
     """The official pipeline: fp32 as saved (exact), or loaded the official fast way (bf16)."""
+    from workbench.families.offline import quiet_hf
+
+    quiet_hf()
     pipe = None
     if mode == "fast":
         pipe = family.reference.load_official(official_dir, device, dtype=family.fast.reference_dtype,

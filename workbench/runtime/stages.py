@@ -73,26 +73,36 @@ class InputValidationStage(Stage):
 
 
 class TextEncodingStage(Stage):
-    """Encodes the prompt, and the negative prompt when guidance needs it."""
+    """Encodes the prompt, and the negative prompt when guidance needs it.
 
-    def __init__(self, encode: PromptEncoder, default_negative: str = ""):
+    Without a negative prompt, guidance encodes `default_negative`; `default_negative=None`
+    encodes nothing and leaves the unconditional branch to the family (Stable Audio zeros it).
+    """
+
+    def __init__(self, encode: PromptEncoder, default_negative: str | None = ""):
         self.encode = encode
         self.default_negative = default_negative
+
+    def negative(self, batch: ForwardBatch) -> str | list[str] | None:
+        """The negative prompt to encode, or None when guidance is off or there is none."""
+        if not batch.do_classifier_free_guidance:
+            return None
+        return batch.negative_prompt if batch.negative_prompt is not None else self.default_negative
 
     def input_checks(self, batch):
         return {"prompt": V.text_prompt(), "negative_prompt": V.optional_text()}
 
     def output_checks(self, batch):
         checks = {"prompt_embeds": V.tensor(3)}
-        if batch.do_classifier_free_guidance:
+        if self.negative(batch) is not None:
             checks["negative_prompt_embeds"] = V.tensor(3)
         return checks
 
     def forward(self, batch):
         with torch.no_grad():
             batch.prompt_embeds, batch.prompt_attention_mask = self.encode(batch.prompts, batch)
-            if batch.do_classifier_free_guidance:
-                negative = batch.negative_prompt if batch.negative_prompt is not None else self.default_negative
+            negative = self.negative(batch)
+            if negative is not None:
                 negatives = [negative] * batch.batch_size if isinstance(negative, str) else list(negative)
                 if len(negatives) != batch.batch_size:
                     raise ParameterError(
@@ -214,18 +224,23 @@ class DenoisingStage(Stage):
     `cfg="sequential"` calls the model twice per step (cond, then uncond) as Wan does;
     `cfg="batched"` calls it once on [uncond, cond] as Stable Audio does. With a second
     expert and `batch.boundary_ratio`, the first expert runs while t >= boundary.
+    `scale_input=True` passes the model input through `scheduler.scale_model_input` first,
+    for official pipelines that call it (EDM-style schedulers scale by c_in(sigma));
+    `step_kwargs` adds per-request arguments to `scheduler.step` (e.g. the generator).
     """
 
     captures = {"latents": ("final_latents", "latent")}
 
     def __init__(self, predict: NoisePredictor, experts: Callable[[], list[Expert]],
                  cfg: Literal["sequential", "batched"] = "sequential",
-                 step_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}, progress: bool = True):
+                 step_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}, progress: bool = True,
+                 scale_input: bool = False):
         self.predict = predict
         self.experts = experts
         self.cfg = cfg
         self.step_kwargs = step_kwargs
         self.progress = progress
+        self.scale_input = scale_input
         self.step_hooks: PipelineHooks = _NO_HOOKS
 
     def input_checks(self, batch):
@@ -242,6 +257,8 @@ class DenoisingStage(Stage):
         return experts[0] if t >= boundary else experts[1]
 
     def guided(self, model, latents, t, batch, scale):
+        if self.scale_input:
+            latents = batch.scheduler.scale_model_input(latents, t)
         if not batch.do_classifier_free_guidance:
             return self.predict(model, latents, t, batch, "cond")
         if self.cfg == "batched":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from workbench.api.family import Detector, FamilyConfig, FastMode, Sourced
-from workbench.api.params import SamplingParam
 from workbench.api.workload import VideoMedia, WorkloadType
 from workbench.families.wan.pipeline import NativeWanPipeline
 from workbench.families.wan.presets import ALL_PRESETS
@@ -24,8 +23,9 @@ WAN_T2V_DEFAULTS = {
 }
 
 
-def video_media(params: SamplingParam) -> VideoMedia:
-    return VideoMedia(height=params.height, width=params.width, num_frames=params.num_frames, fps=params.fps)
+def video_media(batch) -> VideoMedia:
+    """The media contract of a finished run (request fields as the pipeline used them)."""
+    return VideoMedia(height=batch.height, width=batch.width, num_frames=batch.num_frames, fps=batch.fps)
 
 
 # Fast mode: bf16 like the official GPU recipe (pipeline in bf16), the VAE decoded in bf16
