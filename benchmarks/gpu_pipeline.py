@@ -99,7 +99,8 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     nat = native_side(args.model_dir / "converted", params, device, args.compile)
-    verdict = compare_captures(ref.pop("capture"), nat.pop("capture"), mode="fast")
+    verdict = compare_captures(ref.pop("capture"), nat.pop("capture"), mode="fast", family="wan_t2v",
+                               preset="wan2.1-1.3b-480p", parameters=params.to_json_dict())
 
     cfg = SimpleNamespace(**wan_reference.TRANSFORMER_SIZES[args.scale])
     flops = dit_forward_flops(cfg, video_tokens(cfg, args.height, args.width, args.frames),

@@ -43,9 +43,11 @@ class Detector:
 @dataclass(frozen=True)
 class FastMode:
     """How the native pipeline runs in fast mode (CUDA): module dtypes, attention backend
-    priority, compiled modules and stage overrides. Exact mode is always fp32 as loaded."""
+    priority, module set-up calls (e.g. fused QKV projections), compiled modules and stage
+    overrides. Exact mode is always fp32 as loaded."""
 
     module_dtypes: Mapping[str, Any] = field(default_factory=dict)
+    module_setup: tuple[tuple[str, str], ...] = ()  # (module, method) called once after loading
     attention_backends: tuple[str, ...] = ("cudnn", "flash", "efficient", "math")
     compile_modules: tuple[str, ...] = ()
     stage_overrides: tuple[tuple[str, str, Any], ...] = ()

@@ -42,7 +42,8 @@ def place_module(module: torch.nn.Module, device: torch.device, dtype: torch.dty
 
 @contextmanager
 def attention_priority(device: torch.device, backends: tuple[str, ...]):
-    """Prefer SDPA backends in this order (e.g. cudnn, flash, efficient, math) on CUDA."""
+    """On CUDA: prefer SDPA backends in this order (e.g. cudnn, flash, efficient, math), and
+    let cuDNN pick the fastest convolution algorithms (the VAE's conv3d) for the run."""
     if device.type != "cuda" or not backends:
         yield
         return
@@ -50,8 +51,13 @@ def attention_priority(device: torch.device, backends: tuple[str, ...]):
 
     names = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
              "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
-    with sdpa_kernel([names[b] for b in backends], set_priority=True):
-        yield
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        with sdpa_kernel([names[b] for b in backends], set_priority=True):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
 
 
 class ComposedPipeline:
@@ -61,12 +67,13 @@ class ComposedPipeline:
     def __init__(self, model_dir: str | Path, *, device: str | torch.device = "auto",
                  module_dtypes: dict[str, torch.dtype] | None = None, progress: bool = True,
                  manifest: Manifest | None = None, attention_backends: tuple[str, ...] = (),
-                 compile_modules: tuple[str, ...] = ()):
+                 module_setup: tuple[tuple[str, str], ...] = (), compile_modules: tuple[str, ...] = ()):
         self.model_dir = Path(model_dir)
         self.manifest = manifest or read_manifest(self.model_dir)
         self.device = resolve_device(device)
         self.module_dtypes = dict(module_dtypes or {})
         self.attention_backends = tuple(attention_backends)
+        self.module_setup = tuple(module_setup)
         self.compile_modules = tuple(compile_modules)
         self._progress = progress
         self.required_modules: list[str] = self.required_modules_for(self.manifest)
@@ -112,6 +119,8 @@ class ComposedPipeline:
             module = load_module(self.model_dir, specs[name], self.device)
             if isinstance(module, torch.nn.Module):
                 module = place_module(module, self.device, self.module_dtypes.get(name))
+                for method in (m for target, m in self.module_setup if target == name):
+                    getattr(module, method)()
                 if name in self.compile_modules:
                     module.compile()
             self.modules[name] = module
