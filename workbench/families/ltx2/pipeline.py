@@ -169,8 +169,9 @@ class NativeLTX2Pipeline(ComposedPipeline):
     def encode_prompts(self, prompts: list[str], batch: ForwardBatch):
         """Gemma's hidden states of every layer (embeddings included), stacked on the feature
         axis: [B, L, hidden * (layers + 1)]. Prompts are left-padded, as Gemma expects."""
-        inputs = self.tokenizer([p.strip() for p in prompts], padding="max_length", max_length=batch.max_sequence_length,
-                                truncation=True, add_special_tokens=True, return_tensors="pt", padding_side="left")
+        inputs = self.tokenizer([p.strip() for p in prompts], padding="max_length",
+                                max_length=batch.max_sequence_length, truncation=True, add_special_tokens=True,
+                                return_tensors="pt", padding_side="left")
         ids, mask = inputs.input_ids.to(batch.device), inputs.attention_mask.to(batch.device)
         hidden = self.text_encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
         return torch.stack(hidden, dim=-1).flatten(2, 3).to(self.text_encoder.dtype), mask
@@ -184,9 +185,9 @@ class NativeLTX2Pipeline(ComposedPipeline):
         n = batch.num_inference_steps
         cfg = self.scheduler.config
         f, h, w = self.latent_grid(batch)
-        tokens = (f // self.transformer.config.patch_size_t) * (h // self.transformer.config.patch_size) * (
-            w // self.transformer.config.patch_size)
-        mu = calculate_shift(tokens, cfg.get("base_image_seq_len", 1024), cfg.get("max_image_seq_len", 4096),
+        p, pt = self.transformer.config.patch_size, self.transformer.config.patch_size_t
+        mu = calculate_shift((f // pt) * (h // p) * (w // p),
+                             cfg.get("base_image_seq_len", 1024), cfg.get("max_image_seq_len", 4096),
                              cfg.get("base_shift", 0.95), cfg.get("max_shift", 2.05))
         return {"sigmas": np.linspace(1.0, 1 / n, n), "mu": mu}
 
@@ -206,12 +207,12 @@ class NativeLTX2Pipeline(ComposedPipeline):
                 batch: ForwardBatch, *, isolate_modalities: bool = False,
                 stg_blocks: list[int] | None = None) -> dict[str, torch.Tensor]:
         dtype = batch.prompt_embeds.dtype
+        frames, height, width = self.latent_grid(batch)
         video, audio = self.transformer(
             hidden_states=tokens["video"].to(dtype), audio_hidden_states=tokens["audio"].to(dtype),
             encoder_hidden_states=context.video_embeds, audio_encoder_hidden_states=context.audio_embeds,
             timestep=timestep, sigma=timestep, encoder_attention_mask=context.attention_mask,
-            audio_encoder_attention_mask=context.attention_mask, num_frames=self.latent_grid(batch)[0],
-            height=self.latent_grid(batch)[1], width=self.latent_grid(batch)[2],
+            audio_encoder_attention_mask=context.attention_mask, num_frames=frames, height=height, width=width,
             fps=self.conditioning_frame_rate(batch), audio_num_frames=self.audio_num_frames(batch),
             video_coords=context.video_coords, audio_coords=context.audio_coords,
             isolate_modalities=isolate_modalities, spatio_temporal_guidance_blocks=stg_blocks,
@@ -233,7 +234,8 @@ class NativeLTX2Pipeline(ComposedPipeline):
         """Denormalise per token feature (the statistics are stored for packed tokens), then decode."""
         vae = self.audio_vae
         tokens = pack_audio_latents(latents)
-        tokens = tokens * vae.latents_std.to(tokens.device, tokens.dtype) + vae.latents_mean.to(tokens.device, tokens.dtype)
+        std = vae.latents_std.to(tokens.device, tokens.dtype)
+        tokens = tokens * std + vae.latents_mean.to(tokens.device, tokens.dtype)
         latents = unpack_audio_latents(tokens, self.audio_mel_bins)
         return vae.decode(latents.to(vae.dtype), return_dict=False)[0]
 

@@ -32,7 +32,7 @@ LTX2_OFFICIAL = InferencePreset(
     name="ltx2-official",
     version=1,
     workload_type=WorkloadType.T2AV,
-    description="The official LTX2Pipeline example: 512x768, 121 frames at 24 fps, 30 steps, call defaults for guidance.",
+    description="The official LTX2Pipeline example: 512x768, 121 frames at 24 fps, 30 steps, default guidance.",
     defaults={
         # pipeline_ltx2.py EXAMPLE_DOC_STRING: width=768, height=512, num_frames=121, frame_rate=24.0,
         # num_inference_steps=30, guidance_scale=3.0, and its prompt / negative prompt.

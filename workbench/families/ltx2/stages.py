@@ -85,7 +85,7 @@ class TextConnectorStage(Stage):
         "connector_audio_prompt_embeds": ("connector_audio_prompt_embeds", "embedding"),
     }
 
-    def __init__(self, connect: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    def __init__(self, connect: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]):
         self.connect = connect
 
     def input_checks(self, batch):
