@@ -1,5 +1,5 @@
 """Writing generated media: mp4 (imageio-ffmpeg), PNG frames, wav (soundfile), with a JSON
-sidecar that records the media contract and the parameters."""
+sidecar that records the media contract and the parameters; reading conditioning images."""
 
 from __future__ import annotations
 
@@ -91,6 +91,46 @@ def write_joint(frames: torch.Tensor, waveform: torch.Tensor, path: Path, fps: f
         video = write_video(frames, Path(tmp) / "video.mp4", fps)
         audio = write_audio(waveform, Path(tmp) / "audio.wav", sampling_rate)
         return [mux(video, audio, path)]
+
+
+# 8-bit modes that convert to RGB as they are; 16-bit and float modes ("I;16", "I", "F") would be clipped.
+IMAGE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+
+
+def load_image(source):
+    """A conditioning image (file path or PIL image) as RGB, read the way the official examples do.
+
+    Mirrors `diffusers.utils.load_image`: EXIF orientation applied, then converted to RGB.
+    A missing or unreadable file, or a mode RGB conversion would distort, is a
+    `ParameterError` that names the file.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        name, image = "(PIL image)", source
+    elif isinstance(source, (str, Path)):
+        name = str(source)
+        if not Path(source).is_file():
+            raise ParameterError(f"image {name}: no such file")
+        try:
+            image = Image.open(source)
+            image.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ParameterError(f"image {name}: cannot be read as an image ({exc})") from None
+    else:
+        raise ParameterError(f"image: expected a file path or a PIL image, got {type(source).__name__}")
+    if image.mode not in IMAGE_MODES:
+        raise ParameterError(f"image {name}: mode {image.mode!r} is not supported "
+                             f"(expected an 8-bit image: {', '.join(IMAGE_MODES)})")
+    return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def describe_image(image) -> str:
+    """A stable text for a PIL image in verdicts and sidecars: mode, size and a hash of its pixels."""
+    import hashlib
+
+    digest = hashlib.sha256(image.tobytes()).hexdigest()[:16]
+    return f"PIL.Image(mode={image.mode}, size={image.width}x{image.height}, sha256={digest})"
 
 
 def write_sidecar(path: Path, family: str, media, params) -> Path:

@@ -90,13 +90,18 @@ class SamplingParam:
         return ForwardBatch(**values)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """JSON-safe view (an image object becomes its repr) for verdicts and fingerprints."""
+        """JSON-safe view for verdicts and fingerprints: a PIL image becomes a stable description
+        (mode, size, pixel hash), any other object its repr."""
+        from PIL import Image
+
+        from workbench.media import describe_image
+
         out = {}
         for k, v in asdict(self).items():
             try:
                 out[k] = json.loads(json.dumps(v))  # tuples become lists, as in a JSON file
             except TypeError:
-                out[k] = repr(v)
+                out[k] = describe_image(v) if isinstance(v, Image.Image) else repr(v)
         return out
 
 

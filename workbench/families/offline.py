@@ -117,3 +117,14 @@ def quiet_hf() -> None:
     for log in (dlog, tlog):
         log.set_verbosity_error()
         log.disable_progress_bar()
+
+
+def gradient_image(width: int = 48, height: int = 40):
+    """A deterministic RGB conditioning image: red rises left to right, green top to bottom,
+    blue along the diagonal. Not square, so resizing and center-cropping both matter."""
+    import numpy as np
+    from PIL import Image
+
+    x = np.linspace(0.0, 255.0, width)[None, :].repeat(height, axis=0)
+    y = np.linspace(0.0, 255.0, height)[:, None].repeat(width, axis=1)
+    return Image.fromarray(np.stack([x, y, (x + y) / 2], axis=-1).round().astype(np.uint8))

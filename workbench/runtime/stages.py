@@ -40,20 +40,24 @@ CrossCheck = Callable[[ForwardBatch], "tuple[str, str, str] | None"]
 
 
 class InputValidationStage(Stage):
-    """Checks the request against the family's rules, then seeds the CPU generator.
+    """Checks the request against the family's rules, loads its media inputs, then seeds the CPU generator.
 
     `rules` check single fields; `cross_checks` return (field, expected, got) when a
     combination of fields is invalid; `model_defaults` fill fields the request left None
-    from the loaded model (e.g. Wan 2.2's `boundary_ratio` from its manifest).
+    from the loaded model (e.g. Wan 2.2's `boundary_ratio` from its manifest); `loaders`
+    turn a field into its working form (an image path into an RGB image), so a bad file
+    fails here, before any model runs.
     """
 
     def __init__(self, rules: dict[str, V.Validator], cross_checks: tuple[CrossCheck, ...] = (),
                  model_defaults: Callable[[], dict[str, Any]] = dict,
-                 cfg_enabled: Callable[[ForwardBatch], bool] = lambda b: (b.guidance_scale or 0.0) > 1.0):
+                 cfg_enabled: Callable[[ForwardBatch], bool] = lambda b: (b.guidance_scale or 0.0) > 1.0,
+                 loaders: dict[str, Callable[[Any], Any]] | None = None):
         self.rules = rules
         self.cross_checks = cross_checks
         self.model_defaults = model_defaults
         self.cfg_enabled = cfg_enabled
+        self.loaders = dict(loaders or {})
 
     def input_checks(self, batch):
         return self.rules
@@ -66,6 +70,8 @@ class InputValidationStage(Stage):
             problem = check(batch)
             if problem is not None:
                 raise StageVerificationError(self.name, *problem)
+        for key, load in self.loaders.items():
+            setattr(batch, key, load(getattr(batch, key)))
         # Parity needs the official noise: a CPU generator seeded from the request.
         batch.generator = torch.Generator("cpu").manual_seed(int(batch.seed))
         batch.do_classifier_free_guidance = bool(self.cfg_enabled(batch))
@@ -173,17 +179,20 @@ class TimestepPreparationStage(Stage):
 class LatentPreparationStage(Stage):
     """Draws the initial noise from the request's CPU generator (the official recipe).
 
-    A joint family draws one stream after another from the same generator: a named
-    `stream` (e.g. "audio") keeps its latents in `batch.extra["<stream>_latents"]` and is
-    captured as `<stream>_initial_latents`.
+    `dtype_of` gives the dtype the official pipeline draws in (Wan: always float32; Stable
+    Audio: its conditioning's dtype, which differs in fp16 fast mode). A joint family draws
+    one stream after another from the same generator: a named `stream` (e.g. "audio") keeps
+    its latents in `batch.extra["<stream>_latents"]` and is captured as `<stream>_initial_latents`.
     """
 
     captures = {"initial_latents": ("initial_latents", "latent")}
 
     def __init__(self, shape_of: Callable[[ForwardBatch], tuple[int, ...]],
-                 init_noise_sigma: Callable[[], float] | None = None, stream: str = ""):
+                 init_noise_sigma: Callable[[], float] | None = None,
+                 dtype_of: Callable[[ForwardBatch], torch.dtype] = lambda b: torch.float32, stream: str = ""):
         self.shape_of = shape_of
         self.init_noise_sigma = init_noise_sigma
+        self.dtype_of = dtype_of
         self.stream = stream
         if stream:
             self.captures = {f"{stream}_initial_latents": (f"{stream}_initial_latents", "latent")}
@@ -197,7 +206,8 @@ class LatentPreparationStage(Stage):
 
     def forward(self, batch):
         shape = self.shape_of(batch)
-        latents = torch.randn(shape, generator=batch.generator, device="cpu", dtype=torch.float32).to(batch.device)
+        latents = torch.randn(shape, generator=batch.generator, device="cpu", dtype=self.dtype_of(batch))
+        latents = latents.to(batch.device)
         if self.init_noise_sigma is not None:
             latents = latents * self.init_noise_sigma()
         if self.stream:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from workbench.api.family import Detector, FamilyConfig, Sourced
+import torch
+
+from workbench.api.family import Detector, FamilyConfig, FastMode, Sourced
 from workbench.api.workload import AudioMedia, JointMedia, VideoMedia, WorkloadType
 from workbench.families.ltx2.pipeline import NativeLTX2Pipeline
 from workbench.families.ltx2.presets import ALL_PRESETS
@@ -44,6 +46,16 @@ def joint_media(batch) -> JointMedia:
         muxed=True)
 
 
+# Fast mode: bf16 everywhere, as the official example loads the pipeline
+# (`LTX2Pipeline.from_pretrained(..., torch_dtype=torch.bfloat16)`, pipeline_ltx2.py EXAMPLE_DOC_STRING).
+# Guidance is already batched ([uncond, cond] in one call) in the official loop.
+LTX2_FAST = FastMode(
+    module_dtypes={name: torch.bfloat16
+                   for name in ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")},
+    compile_modules=("transformer",),
+    reference_dtype=torch.bfloat16,
+)
+
 LTX2_T2AV = FamilyConfig(
     name="ltx2",
     workload=WorkloadType.T2AV,
@@ -57,4 +69,5 @@ LTX2_T2AV = FamilyConfig(
     media=joint_media,
     output_kind="joint",
     description="LTX-2 joint audio-video (Gemma 3 encoder, text connectors, AV DiT, video VAE, audio VAE, vocoder)",
+    fast=LTX2_FAST,
 )

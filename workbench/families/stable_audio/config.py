@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from workbench.api.family import Detector, FamilyConfig, Sourced
+import torch
+
+from workbench.api.family import Detector, FamilyConfig, FastMode, Sourced
 from workbench.api.workload import AudioMedia, WorkloadType
 from workbench.families.stable_audio.pipeline import NativeStableAudioPipeline
 from workbench.families.stable_audio.presets import ALL_PRESETS
@@ -34,6 +36,14 @@ def audio_media(batch: ForwardBatch) -> AudioMedia:
                       sampling_rate=batch.sampling_rate, channels=batch.output.shape[1])
 
 
+# Fast mode follows the official example (pipeline_stable_audio.py EXAMPLE_DOC_STRING:
+# `StableAudioPipeline.from_pretrained(..., torch_dtype=torch.float16)`); guidance is
+# already batched as the official does.
+STABLE_AUDIO_FAST = FastMode(
+    module_dtypes={name: torch.float16 for name in ("text_encoder", "projection_model", "transformer", "vae")},
+    reference_dtype=torch.float16,
+)
+
 STABLE_AUDIO = FamilyConfig(
     name="stable_audio",
     workload=WorkloadType.T2A,
@@ -47,4 +57,5 @@ STABLE_AUDIO = FamilyConfig(
     media=audio_media,
     output_kind="waveform",
     description="Stable Audio Open text-to-audio (T5 encoder, seconds conditioning, Stable Audio DiT, Oobleck VAE)",
+    fast=STABLE_AUDIO_FAST,
 )

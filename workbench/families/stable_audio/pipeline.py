@@ -150,7 +150,8 @@ class NativeStableAudioPipeline(ComposedPipeline):
             TextEncodingStage(self.encode_prompts, default_negative=None),
             TextDurationConditioningStage(self.projection_model, self.rotary_embedding),
             TimestepPreparationStage(lambda: self.scheduler),
-            LatentPreparationStage(self.latent_shape, init_noise_sigma=lambda: self.scheduler.init_noise_sigma),
+            LatentPreparationStage(self.latent_shape, init_noise_sigma=lambda: self.scheduler.init_noise_sigma,
+                                   dtype_of=lambda batch: batch.extra["text_audio_duration_embeds"].dtype),
             # The generator seeds the solver's Brownian-tree noise (initial_seed() = the request seed).
             DenoisingStage(self.predict_noise, lambda: [Expert("transformer", self.transformer)], cfg="batched",
                            scale_input=True, step_kwargs=lambda batch: {"generator": batch.generator},

@@ -87,13 +87,18 @@ def build_reference(out: Path, scale: str = "tiny") -> Path:
     return out
 
 
-def load_official(official_dir: Path, device: torch.device):
+def load_official(official_dir: Path, device: torch.device, dtype: torch.dtype | None = None,
+                  fp32_modules: tuple[str, ...] = ()):
+    """The official pipeline as a user loads it: fp32 as saved, or `dtype=...` with
+    `fp32_modules` kept in fp32."""
     from diffusers import StableAudioPipeline
 
-    pipe = StableAudioPipeline.from_pretrained(str(official_dir))
-    for module in pipe.components.values():
+    pipe = StableAudioPipeline.from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
+    for name, module in pipe.components.items():
         if isinstance(module, torch.nn.Module):
             clone_parameters(module)
+            if name in fp32_modules:
+                module.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
