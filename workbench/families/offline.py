@@ -109,6 +109,21 @@ def clone_parameters(module: torch.nn.Module) -> torch.nn.Module:
     return module.eval()
 
 
+def load_official_pipeline(pipeline_class: str, official_dir, device, dtype=None, fp32_modules=()):
+    """An official diffusers pipeline as a user loads it: fp32 as saved, or `dtype=...` with
+    `fp32_modules` kept in fp32; parameters cloned (aligned) as the workbench loader does."""
+    import diffusers
+
+    pipe = getattr(diffusers, pipeline_class).from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module):
+            clone_parameters(module)
+            if name in fp32_modules:
+                module.to(torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
 def quiet_hf() -> None:
     """Silence diffusers/transformers progress bars and load chatter: our own bars say more."""
     from diffusers.utils import logging as dlog

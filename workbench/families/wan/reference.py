@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from workbench.api.params import SamplingParam
-from workbench.families.offline import clone_parameters, seeded, t5_tokenizer
+from workbench.families.offline import load_official_pipeline, seeded, t5_tokenizer
 from workbench.parity.capture import CaptureSet, step_checkpoint
 
 OFFICIAL_CLASS = "WanPipeline"
@@ -112,18 +112,8 @@ def build_reference(out: Path, scale: str = "tiny") -> Path:
 
 def load_official(official_dir: Path, device: torch.device, dtype: torch.dtype | None = None,
                   fp32_modules: tuple[str, ...] = (), pipeline_class: str = OFFICIAL_CLASS):
-    """The official pipeline as a user loads it: fp32 as saved, or `dtype=...` with
-    `fp32_modules` (the VAE, per the Wan docs) kept in fp32."""
-    import diffusers
-
-    pipe = getattr(diffusers, pipeline_class).from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
-    for name, module in pipe.components.items():
-        if isinstance(module, torch.nn.Module):
-            clone_parameters(module)
-            if name in fp32_modules:
-                module.to(torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    """The official pipeline as a user loads it (fast mode keeps the VAE fp32, per the Wan docs)."""
+    return load_official_pipeline(pipeline_class, official_dir, device, dtype, fp32_modules)
 
 
 def apply_request_config(pipe, params: SamplingParam) -> None:
