@@ -16,7 +16,7 @@ import torch
 
 from workbench.api.params import SamplingParam
 from workbench.errors import ParameterError
-from workbench.families.offline import clone_parameters, gemma_tokenizer, seeded
+from workbench.families.offline import gemma_tokenizer, load_official_pipeline, seeded
 from workbench.parity.capture import CaptureSet, step_checkpoint
 
 OFFICIAL_CLASS = "LTX2Pipeline"
@@ -108,19 +108,10 @@ def build_reference(out: Path, scale: str = "tiny") -> Path:
 
 def load_official(official_dir: Path, device: torch.device, dtype: torch.dtype | None = None,
                   fp32_modules: tuple[str, ...] = ()):
-    """The saved official pipeline (in `dtype` when given, `fp32_modules` kept fp32), with
-    freshly allocated parameters like the native loader's, and the extra callback tensors."""
-    from diffusers import LTX2Pipeline
-
-    pipe = LTX2Pipeline.from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
-    for name, module in pipe.components.items():
-        if isinstance(module, torch.nn.Module):
-            clone_parameters(module)
-            if name in fp32_modules:
-                module.to(torch.float32)
-    pipe.set_progress_bar_config(disable=True)
-    pipe._callback_tensor_inputs = [*LTX2Pipeline._callback_tensor_inputs, *EXTRA_CALLBACK_TENSORS]
-    return pipe.to(device)
+    """The saved official pipeline, with the loop locals the step callback also reads."""
+    pipe = load_official_pipeline(OFFICIAL_CLASS, official_dir, device, dtype, fp32_modules)
+    pipe._callback_tensor_inputs = [*type(pipe)._callback_tensor_inputs, *EXTRA_CALLBACK_TENSORS]
+    return pipe
 
 
 def _guidance_meta(pipe, stream: str) -> dict:
