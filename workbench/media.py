@@ -4,13 +4,14 @@ sidecar that records the media contract and the parameters; reading conditioning
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from workbench.errors import ParameterError
+from workbench.errors import ParameterError, WorkbenchError
 from workbench.io import atomic_path, atomic_write_text
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -61,6 +62,35 @@ def write_audio(waveform: torch.Tensor, path: Path, sampling_rate: int) -> Path:
         sf.write(str(tmp), waveform.detach().cpu().float().numpy().T, sampling_rate,
                  format=path.suffix[1:].upper())
     return path
+
+
+def mux(video: Path, audio: Path, path: Path) -> Path:
+    """One mp4 with `video`'s stream copied and `audio` encoded as AAC (imageio-ffmpeg's ffmpeg)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    with atomic_path(path) as tmp:
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(audio),
+                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", str(tmp)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise WorkbenchError(f"ffmpeg could not mux {video.name} and {audio.name}: {done.stderr.strip()}")
+    return path
+
+
+def write_joint(frames: torch.Tensor, waveform: torch.Tensor, path: Path, fps: float, sampling_rate: int,
+                muxed: bool) -> list[Path]:
+    """Video with its soundtrack: one muxed mp4, or the mp4 plus a wav of the same name."""
+    path = Path(path)
+    if path.suffix != ".mp4":
+        raise ParameterError(f"--out {path}: a joint audio-video result is written as .mp4")
+    if not muxed:
+        return [write_video(frames, path, fps), write_audio(waveform, path.with_suffix(".wav"), sampling_rate)]
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        video = write_video(frames, Path(tmp) / "video.mp4", fps)
+        audio = write_audio(waveform, Path(tmp) / "audio.wav", sampling_rate)
+        return [mux(video, audio, path)]
 
 
 # 8-bit modes that convert to RGB as they are; 16-bit and float modes ("I;16", "I", "F") would be clipped.
@@ -121,6 +151,14 @@ def write_outputs(family, result, out: Path | None, frames_dir: Path | None) -> 
     elif family.output_kind == "waveform":
         if out is not None:
             written.append(write_audio(sample, Path(out), result.media.sampling_rate))
+    elif family.output_kind == "joint":
+        media = result.media
+        if out is not None:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            written += write_joint(sample, result.audio[0], Path(out), media.video.fps, media.audio.sampling_rate,
+                                   media.muxed)
+        if frames_dir is not None:
+            written += write_frames(sample, Path(frames_dir))
     else:
         raise ParameterError(f"family {family.name}: output kind {family.output_kind!r} has no writer")
     if out is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,13 +66,18 @@ class Generation:
     wall_s: float
     paths: list[Path] = field(default_factory=list)
     batch: Any = None
+    audio: torch.Tensor | None = None  # a joint family's waveform [B,C,T] (its frames are `output`)
 
 
 def generate(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
              device: str = "auto", mode: str = "auto", compile: bool = False, model_dir: str | Path | None = None,
              out: str | Path | None = None, frames_dir: str | Path | None = None, hooks=None,
-             progress: bool = True) -> Generation:
+             progress: bool = True, paired: bool = False) -> Generation:
+    """`paired` writes a joint audio-video result as `out` (.mp4) plus a .wav next to it
+    instead of one mp4 with an audio track."""
     from workbench import registry
+    from workbench.api.workload import JointMedia
+    from workbench.errors import ParameterError
     from workbench.families.offline import quiet_hf
     from workbench.media import write_outputs
     from workbench.parity.runner import resolve_model_dir
@@ -80,6 +85,8 @@ def generate(family_name: str, *, preset: str | None = None, request: Mapping[st
 
     family = registry.get_family(family_name)
     params = family.sampling_params(preset, request)
+    if paired and family.output_kind != "joint":
+        raise ParameterError(f"--paired: family {family.name} writes {family.output_kind}, not joint audio-video")
     dev = resolve_device(device)
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
@@ -94,7 +101,10 @@ def generate(family_name: str, *, preset: str | None = None, request: Mapping[st
     peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
     # The finished batch carries every request field plus what the model decided (e.g. an audio rate).
     media = family.media(batch)
-    result = Generation(params, batch.output, media, dict(batch.stage_timings), peak, wall, batch=batch)
+    if isinstance(media, JointMedia):
+        media = replace(media, muxed=not paired)
+    result = Generation(params, batch.output, media, dict(batch.stage_timings), peak, wall, batch=batch,
+                        audio=batch.extra.get("waveform"))
     if out is not None or frames_dir is not None:
         result.paths = write_outputs(family, result, out, frames_dir)
     return result

@@ -57,6 +57,38 @@ def t5_tokenizer(model_max_length: int, vocab_size: int = 240):
     return T5Tokenizer(vocab=train_unigram_vocab(vocab_size), extra_ids=0, model_max_length=model_max_length)
 
 
+def train_bpe_vocab(vocab_size: int = 512) -> list[tuple[str, float]]:
+    """A sentencepiece BPE model trained in memory with Gemma's special ids and byte fallback.
+
+    Ids `<pad>`=0, `<eos>`=1, `<bos>`=2, `<unk>`=3, `<mask>`=4; no dummy prefix and identity
+    normalisation, as Gemma's tokenizer expects. `num_threads=1` keeps it deterministic.
+    """
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(prompt_corpus()), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>", user_defined_symbols=["<mask>"], byte_fallback=True, add_dummy_prefix=False,
+        normalization_rule_name="identity", character_coverage=1.0, num_threads=1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+
+
+def gemma_tokenizer(model_max_length: int = 1024, vocab_size: int = 512):
+    """A Gemma BPE tokenizer (as used by LTX-2's Gemma 3 encoder) built without the hub.
+
+    transformers 5 defaults `add_bos_token` to False; Gemma prompts start with `<bos>`.
+    """
+    from transformers import GemmaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    pieces = train_bpe_vocab(vocab_size)
+    vocab = {piece: i for i, (piece, _) in enumerate(pieces)}
+    merges = generate_merges(vocab, dict(pieces))
+    return GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, model_max_length=model_max_length)
+
+
 def seeded(seed: int = 0):
     """Seed torch before building each component, so weights do not depend on build order."""
     torch.manual_seed(seed)

@@ -93,7 +93,12 @@ class CaptureSet:
 
 
 class CaptureHooks(PipelineHooks):
-    """Records each stage's declared `captures` and the latents after every denoising step."""
+    """Records each stage's declared `captures` and the latents after every denoising step.
+
+    A capture field is a batch attribute or a key of `batch.extra` (family state). A joint
+    loop names its other streams in `info["streams"]` (stream -> that stream's step info);
+    their latents are `batch.extra["<stream>_latents"]`, recorded as `<stream>_latents_step_NNN`.
+    """
 
     def __init__(self, capture: CaptureSet, stream: str = ""):
         self.capture = capture
@@ -106,5 +111,10 @@ class CaptureHooks(PipelineHooks):
                 self.capture.record(checkpoint, value, kind)
 
     def on_step_end(self, step, timestep, batch, info):
+        info = dict(info)
+        streams = info.pop("streams", {})
         meta = {"timestep": float(timestep), **info}
         self.capture.record(step_checkpoint(step, self.stream), batch.latents, "latent", step=step, meta=meta)
+        for stream, stream_info in streams.items():
+            self.capture.record(step_checkpoint(step, stream), batch.extra[f"{stream}_latents"], "latent",
+                                step=step, meta={"timestep": float(timestep), **stream_info})

@@ -27,8 +27,20 @@ from workbench.runtime.stage import Stage
 def place_module(module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None) -> torch.nn.Module:
     """Move a module to `device`, casting to `dtype` except the parameters the model keeps in
     fp32, by the rule of the library that defines it (as its `from_pretrained(torch_dtype=...)`
-    does): diffusers keeps them for any reduced dtype, transformers only for float16."""
+    does): diffusers keeps them for any reduced dtype, transformers only for float16.
+
+    transformers also leaves the fp32 tables it computes at init and never saves (RoPE
+    `inv_freq`) in fp32 under `from_pretrained(dtype=...)`; casting them would round the
+    rotary frequencies (Gemma 3's hidden states then move by ~2e-2 in bf16)."""
+    tables = {}
+    if dtype is not None and type(module).__module__.startswith("transformers."):
+        for name, buffer in module.named_buffers():
+            owner, _, attr = name.rpartition(".")
+            if buffer.dtype == torch.float32 and attr in module.get_submodule(owner)._non_persistent_buffers_set:
+                tables[(owner, attr)] = buffer
     module = module.to(device=device, dtype=dtype) if dtype else module.to(device)
+    for (owner, attr), buffer in tables.items():
+        module.get_submodule(owner)._buffers[attr] = buffer.to(device)
     keep = getattr(module, "_keep_in_fp32_modules", None) or ()
     if type(module).__module__.startswith("transformers.") and dtype != torch.float16:
         keep = ()

@@ -145,12 +145,16 @@ class TimestepPreparationStage(Stage):
     The run gets its own scheduler on `batch.scheduler`: the loaded one, or a copy
     re-configured with the requested `flow_shift` (the official recipe:
     `Scheduler.from_config(config, flow_shift=...)`), so one run never leaks into the next.
+    `set_timesteps_kwargs` adds what a family passes to `set_timesteps` (e.g. LTX-2's
+    `sigmas` and the dynamic-shift `mu` computed from the latent sequence length).
     """
 
     captures = {"timesteps": ("timesteps", "schedule"), "sigmas": ("sigmas", "schedule")}
 
-    def __init__(self, base_scheduler: Callable[[], Any]):
+    def __init__(self, base_scheduler: Callable[[], Any],
+                 set_timesteps_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}):
         self.base_scheduler = base_scheduler
+        self.set_timesteps_kwargs = set_timesteps_kwargs
 
     def input_checks(self, batch):
         return {"num_inference_steps": V.positive_int(), "flow_shift": V.number_in(0.0, None, optional=True)}
@@ -163,7 +167,7 @@ class TimestepPreparationStage(Stage):
         shift = batch.flow_shift
         if shift is not None and "flow_shift" in scheduler.config and scheduler.config.flow_shift != shift:
             scheduler = type(scheduler).from_config(scheduler.config, flow_shift=shift)
-        scheduler.set_timesteps(batch.num_inference_steps, device=batch.device)
+        scheduler.set_timesteps(batch.num_inference_steps, device=batch.device, **self.set_timesteps_kwargs(batch))
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(0)
         batch.scheduler = scheduler
@@ -176,20 +180,29 @@ class LatentPreparationStage(Stage):
     """Draws the initial noise from the request's CPU generator (the official recipe).
 
     `dtype_of` gives the dtype the official pipeline draws in (Wan: always float32; Stable
-    Audio: its conditioning's dtype, which differs in fp16 fast mode).
+    Audio: its conditioning's dtype, which differs in fp16 fast mode). A joint family draws
+    one stream after another from the same generator: a named `stream` (e.g. "audio") keeps
+    its latents in `batch.extra["<stream>_latents"]` and is captured as `<stream>_initial_latents`.
     """
 
     captures = {"initial_latents": ("initial_latents", "latent")}
 
     def __init__(self, shape_of: Callable[[ForwardBatch], tuple[int, ...]],
                  init_noise_sigma: Callable[[], float] | None = None,
-                 dtype_of: Callable[[ForwardBatch], torch.dtype] = lambda b: torch.float32):
+                 dtype_of: Callable[[ForwardBatch], torch.dtype] = lambda b: torch.float32, stream: str = ""):
         self.shape_of = shape_of
         self.init_noise_sigma = init_noise_sigma
         self.dtype_of = dtype_of
+        self.stream = stream
+        if stream:
+            self.captures = {f"{stream}_initial_latents": (f"{stream}_initial_latents", "latent")}
+
+    @property
+    def name(self) -> str:
+        return self.stream.capitalize() + type(self).__name__
 
     def output_checks(self, batch):
-        return {"latents": V.tensor()}
+        return {f"{self.stream}_latents" if self.stream else "latents": V.tensor()}
 
     def forward(self, batch):
         shape = self.shape_of(batch)
@@ -197,8 +210,12 @@ class LatentPreparationStage(Stage):
         latents = latents.to(batch.device)
         if self.init_noise_sigma is not None:
             latents = latents * self.init_noise_sigma()
-        batch.initial_latents = latents
-        batch.latents = latents
+        if self.stream:
+            batch.extra[f"{self.stream}_initial_latents"] = latents
+            batch.extra[f"{self.stream}_latents"] = latents
+        else:
+            batch.initial_latents = latents
+            batch.latents = latents
         return batch
 
 
