@@ -92,7 +92,9 @@ def _scheduler_run(scheduler, inputs) -> dict[str, torch.Tensor]:
     sample = inputs["sample"]
     for i, (t, model_output) in enumerate(zip(scheduler.timesteps, inputs["model_outputs"])):
         extra = {"generator": torch.Generator("cpu").manual_seed(inputs["seed"] + i)} if takes_generator else {}
-        sample = scheduler.step(model_output, t, scheduler.scale_model_input(sample, t), return_dict=False, **extra)[0]
+        if hasattr(scheduler, "scale_model_input"):
+            sample = scheduler.scale_model_input(sample, t)
+        sample = scheduler.step(model_output, t, sample, return_dict=False, **extra)[0]
         out[f"step_{i}_prev_sample"] = sample
     return out
 
@@ -106,9 +108,9 @@ def _text_encoder_inputs(model, ctx: ProbeContext) -> dict[str, Any]:
     tokenizer = ctx.sibling("tokenizer", "text_encoder")
     if tokenizer is not None:
         enc = _tokenizer_run(tokenizer, _tokenizer_inputs(tokenizer, ctx))
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "output_hidden_states": True}
     ids = torch.randint(0, model.config.vocab_size, (len(PROMPTS), PROBE_LENGTH), generator=ctx.generator())
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "output_hidden_states": True}
 
 
 def tensor_outputs(out) -> dict[str, torch.Tensor]:
@@ -126,7 +128,7 @@ def _text_encoder_run(model, inputs) -> dict[str, torch.Tensor]:
     return tensor_outputs(model(**inputs))
 
 
-TEXT_ENCODER = Probe("text encoder: tokenizer ids of fixed prompts -> hidden states", _text_encoder_inputs,
+TEXT_ENCODER = Probe("text encoder: tokenizer ids of fixed prompts -> every hidden state", _text_encoder_inputs,
                      _text_encoder_run)
 
 
