@@ -59,7 +59,7 @@ def _set(path, value):
     (_set(["components", 0, "colour"], "red"), "wan_t2v.components[0].colour", "unknown field"),
     (_set(["questions", 0, "id"], "Q1"), "wan_t2v.questions[0].id", "Q and three digits"),
     (_set(["questions", 0, "status"], "closed"), "wan_t2v.questions[0].status", "expected one of open, resolved"),
-    (_set(["escape_hatches", 0, "status"], "resolved"), "wan_t2v.escape_hatches[0].resolution",
+    (_set(["escape_hatches", 0, "status"], "open"), "wan_t2v.escape_hatches[0].resolution",
      "required exactly when"),
     (_set(["issues", 0, "resolution"], KeyError), "wan_t2v.issues[0].resolution", "resolved rows keep"),
     (_set(["decisions", 1, "id"], "D001"), "wan_t2v.decisions", "duplicate 'D001'"),

@@ -227,7 +227,7 @@ def next_step(family, state: S.FamilyState, gates: list[GateResult]) -> str:
     first = next((g for g in gates if not g.passed), None)
     if first is None:
         open_ids = [r.id for r in state.open_rows()]
-        tail = "next phase: quality regression (full-size fast-mode parity on a GPU)"
+        tail = "next phase: quality regression"
         return f"all gates pass; open rows {', '.join(open_ids)}; {tail}" if open_ids else f"all gates pass; {tail}"
     if first.gate == "component_parity":
         c = lacking_components(state)[0]
