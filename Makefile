@@ -24,4 +24,4 @@ run: install
 	$(BIN)/workbench run $(FAMILY)
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
