@@ -17,6 +17,7 @@ import torch
 from workbench.api.params import SamplingParam
 from workbench.errors import ParameterError
 from workbench.families.offline import gemma_tokenizer, load_official_pipeline, seeded
+from workbench.families.ltx2.stages import real_token_rows
 from workbench.parity.capture import CaptureSet, step_checkpoint
 
 OFFICIAL_CLASS = "LTX2Pipeline"
@@ -174,10 +175,10 @@ def run_reference(official_dir: Path, params: SamplingParam, device: torch.devic
     frames, waveform = torch.from_numpy(out.frames), out.audio
 
     capture = CaptureSet()
-    prompt_embeds, _, negative_prompt_embeds, _ = seen["prompts"]
-    capture.record("prompt_embeds", prompt_embeds, "embedding")
+    prompt_embeds, mask, negative_prompt_embeds, negative_mask = seen["prompts"]
+    capture.record("prompt_embeds", real_token_rows(prompt_embeds, mask), "embedding")
     if negative_prompt_embeds is not None:
-        capture.record("negative_prompt_embeds", negative_prompt_embeds, "embedding")
+        capture.record("negative_prompt_embeds", real_token_rows(negative_prompt_embeds, negative_mask), "embedding")
     capture.record("connector_prompt_embeds", seen["connector_prompt_embeds"], "embedding")
     capture.record("connector_audio_prompt_embeds", seen["connector_audio_prompt_embeds"], "embedding")
     capture.record("initial_latents", seen["initial_latents"], "latent")

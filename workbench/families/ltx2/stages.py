@@ -71,6 +71,17 @@ def rescale_noise_cfg(guided: torch.Tensor, cond: torch.Tensor, guidance_rescale
 
 
 # ---- text connectors ----------------------------------------------------------------------
+def real_token_rows(embeds: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Embeddings with padded rows zeroed: the checkpoint both sides record.
+
+    The connectors never read padded rows, and their values depend on the attention kernel
+    (on CUDA in bf16 they differ by ~2.5 while every real row matches bitwise).
+    """
+    if embeds is None:
+        return None
+    return embeds.masked_fill(~mask.bool().to(embeds.device)[..., None], 0.0)
+
+
 class TextConnectorStage(Stage):
     """Stacked Gemma hidden states -> the video and audio text embeddings and their mask.
 
@@ -79,8 +90,8 @@ class TextConnectorStage(Stage):
     """
 
     captures = {
-        "prompt_embeds": ("prompt_embeds", "embedding"),
-        "negative_prompt_embeds": ("negative_prompt_embeds", "embedding"),
+        "prompt_embeds_real_rows": ("prompt_embeds", "embedding"),
+        "negative_prompt_embeds_real_rows": ("negative_prompt_embeds", "embedding"),
         "connector_prompt_embeds": ("connector_prompt_embeds", "embedding"),
         "connector_audio_prompt_embeds": ("connector_audio_prompt_embeds", "embedding"),
     }
@@ -103,7 +114,10 @@ class TextConnectorStage(Stage):
         with torch.no_grad():
             video, audio, mask = self.connect(embeds, mask)
         batch.extra.update(connector_prompt_embeds=video, connector_audio_prompt_embeds=audio,
-                           connector_attention_mask=mask)
+                           connector_attention_mask=mask,
+                           prompt_embeds_real_rows=real_token_rows(batch.prompt_embeds, batch.prompt_attention_mask),
+                           negative_prompt_embeds_real_rows=real_token_rows(batch.negative_prompt_embeds,
+                                                                            batch.negative_prompt_attention_mask))
         return batch
 
 
