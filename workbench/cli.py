@@ -22,7 +22,13 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bless", "workbench.commands.bless", "regenerate golden artifacts in reference_outputs/"),
     ("run", "workbench.commands.run", "execute a family's notebooks headless (papermill) into runs/"),
     ("lab", "workbench.commands.lab", "start or stop JupyterLab on 127.0.0.1 with a token"),
+    ("perf", "workbench.commands.perf", "record performance runs, compare them with baselines, reseed baselines"),
     ("trace-diff", "workbench.commands.trace_diff", "first divergent module between two activation traces"),
+    ("component-parity", "workbench.commands.component_parity",
+     "check each component against its official class and record the result"),
+    ("status", "workbench.commands.status", "read (or --run) a port's gates and regenerate PORT_STATUS.md"),
+    ("handoff", "workbench.commands.handoff", "print the pipeline handoff report, every field computed"),
+    ("new-family", "workbench.commands.new_family", "scaffold a new family so a port starts in one command"),
 ]
 
 

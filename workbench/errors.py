@@ -35,5 +35,17 @@ class StageVerificationError(WorkbenchError):
         super().__init__(msg + (f", got {got}" if got is not None else ""))
 
 
+class PerfError(WorkbenchError):
+    """An invalid performance record, an unreadable perf store, or a refused reseed."""
+
+
 class ParityError(WorkbenchError):
     """A capture, verdict or activation-trace file is missing, malformed or not comparable."""
+
+
+class PortStateError(WorkbenchError):
+    """A family's `port_state.yaml` is missing, malformed, or inconsistent (file and field named)."""
+
+
+class GateError(WorkbenchError):
+    """A porting gate refuses to open: an earlier gate (e.g. component parity) has not passed."""

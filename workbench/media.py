@@ -1,16 +1,17 @@
 """Writing generated media: mp4 (imageio-ffmpeg), PNG frames, wav (soundfile), with a JSON
-sidecar that records the media contract and the parameters."""
+sidecar that records the media contract and the parameters; reading conditioning images."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from workbench.errors import ParameterError
+from workbench.errors import ParameterError, WorkbenchError
 from workbench.io import atomic_path, atomic_write_text
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -63,6 +64,75 @@ def write_audio(waveform: torch.Tensor, path: Path, sampling_rate: int) -> Path:
     return path
 
 
+def mux(video: Path, audio: Path, path: Path) -> Path:
+    """One mp4 with `video`'s stream copied and `audio` encoded as AAC (imageio-ffmpeg's ffmpeg)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    with atomic_path(path) as tmp:
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(video), "-i", str(audio),
+                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", str(tmp)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise WorkbenchError(f"ffmpeg could not mux {video.name} and {audio.name}: {done.stderr.strip()}")
+    return path
+
+
+def write_joint(frames: torch.Tensor, waveform: torch.Tensor, path: Path, fps: float, sampling_rate: int,
+                muxed: bool) -> list[Path]:
+    """Video with its soundtrack: one muxed mp4, or the mp4 plus a wav of the same name."""
+    path = Path(path)
+    if path.suffix != ".mp4":
+        raise ParameterError(f"--out {path}: a joint audio-video result is written as .mp4")
+    if not muxed:
+        return [write_video(frames, path, fps), write_audio(waveform, path.with_suffix(".wav"), sampling_rate)]
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        video = write_video(frames, Path(tmp) / "video.mp4", fps)
+        audio = write_audio(waveform, Path(tmp) / "audio.wav", sampling_rate)
+        return [mux(video, audio, path)]
+
+
+# 8-bit modes that convert to RGB as they are; 16-bit and float modes ("I;16", "I", "F") would be clipped.
+IMAGE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+
+
+def load_image(source):
+    """A conditioning image (file path or PIL image) as RGB, read the way the official examples do.
+
+    Mirrors `diffusers.utils.load_image`: EXIF orientation applied, then converted to RGB.
+    A missing or unreadable file, or a mode RGB conversion would distort, is a
+    `ParameterError` that names the file.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        name, image = "(PIL image)", source
+    elif isinstance(source, (str, Path)):
+        name = str(source)
+        if not Path(source).is_file():
+            raise ParameterError(f"image {name}: no such file")
+        try:
+            image = Image.open(source)
+            image.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ParameterError(f"image {name}: cannot be read as an image ({exc})") from None
+    else:
+        raise ParameterError(f"image: expected a file path or a PIL image, got {type(source).__name__}")
+    if image.mode not in IMAGE_MODES:
+        raise ParameterError(f"image {name}: mode {image.mode!r} is not supported "
+                             f"(expected an 8-bit image: {', '.join(IMAGE_MODES)})")
+    return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def describe_image(image) -> str:
+    """A stable text for a PIL image in verdicts and sidecars: mode, size and a hash of its pixels."""
+    import hashlib
+
+    digest = hashlib.sha256(image.tobytes()).hexdigest()[:16]
+    return f"PIL.Image(mode={image.mode}, size={image.width}x{image.height}, sha256={digest})"
+
+
 def write_sidecar(path: Path, family: str, media, params) -> Path:
     meta = {"family": family, "media": asdict(media) if is_dataclass(media) else media,
             "parameters": params.to_json_dict()}
@@ -81,6 +151,14 @@ def write_outputs(family, result, out: Path | None, frames_dir: Path | None) -> 
     elif family.output_kind == "waveform":
         if out is not None:
             written.append(write_audio(sample, Path(out), result.media.sampling_rate))
+    elif family.output_kind == "joint":
+        media = result.media
+        if out is not None:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            written += write_joint(sample, result.audio[0], Path(out), media.video.fps, media.audio.sampling_rate,
+                                   media.muxed)
+        if frames_dir is not None:
+            written += write_frames(sample, Path(frames_dir))
     else:
         raise ParameterError(f"family {family.name}: output kind {family.output_kind!r} has no writer")
     if out is not None:

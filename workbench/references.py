@@ -35,10 +35,12 @@ def versions() -> dict[str, str]:
 
 
 def builder_fingerprint(family) -> str:
+    """Hash of the builder's source: the reference module, the family reference modules it
+    builds on (its `BUILT_ON`, e.g. Wan 2.2 on Wan 2.1), and the shared offline helpers."""
     from workbench.families import conversion, offline
 
     h = hashlib.sha256()
-    for module in (family.reference, offline, conversion):
+    for module in (family.reference, *getattr(family.reference, "BUILT_ON", ()), offline, conversion):
         h.update(inspect.getsource(module).encode())
     for k, v in sorted(versions().items()):
         h.update(f"{k}={v}".encode())

@@ -12,8 +12,16 @@ from pathlib import Path
 from workbench.api.family import FamilyConfig
 from workbench.api.presets import PresetTable
 from workbench.errors import RegistryError
+from workbench.families.ltx2.config import LTX2_T2AV
+from workbench.families.ltx2.presets import ALL_PRESETS as LTX2_PRESETS
+from workbench.families.stable_audio.config import STABLE_AUDIO
+from workbench.families.stable_audio.presets import ALL_PRESETS as STABLE_AUDIO_PRESETS
 from workbench.families.wan.config import WAN_T2V
 from workbench.families.wan.presets import ALL_PRESETS as WAN_PRESETS
+from workbench.families.wan22.config import WAN22_T2V
+from workbench.families.wan22.presets import ALL_PRESETS as WAN22_PRESETS
+from workbench.families.wan_i2v.config import WAN_I2V
+from workbench.families.wan_i2v.presets import ALL_PRESETS as WAN_I2V_PRESETS
 from workbench.runtime.manifest import Manifest
 
 FAMILIES: dict[str, FamilyConfig] = {}
@@ -71,3 +79,7 @@ def family_for_manifest(manifest: Manifest, model_dir: str | Path) -> FamilyConf
 
 
 register_family(WAN_T2V, WAN_PRESETS)
+register_family(STABLE_AUDIO, STABLE_AUDIO_PRESETS)
+register_family(WAN22_T2V, WAN22_PRESETS)
+register_family(WAN_I2V, WAN_I2V_PRESETS)
+register_family(LTX2_T2AV, LTX2_PRESETS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import copy_capture, make_audio_capture, make_joint_capture, make_video_capture
+from tests.parity_toolkit.conftest import copy_capture, make_audio_capture, make_joint_capture, make_video_capture
 
 from workbench.parity.capture import CaptureSet
 from workbench.parity.compare import HINTS, compare_captures, pipeline_order

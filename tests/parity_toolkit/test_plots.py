@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import copy_capture, make_video_capture
+from tests.parity_toolkit.conftest import copy_capture, make_video_capture
 from matplotlib.figure import Figure
 
 from workbench.errors import ParityError

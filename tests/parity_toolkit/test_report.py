@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
-from conftest import copy_capture, make_joint_capture, make_video_capture
+from tests.parity_toolkit.conftest import copy_capture, make_joint_capture, make_video_capture
 
 from workbench.parity.compare import compare_captures
 from workbench.parity.report import write_report

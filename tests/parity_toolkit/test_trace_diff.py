@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TinyTransformer, run_two_steps
+from tests.parity_toolkit.conftest import TinyTransformer, run_two_steps
 from matplotlib.figure import Figure
 
 from workbench.cli import main

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import TinyTransformer, run_two_steps
+from tests.parity_toolkit.conftest import TinyTransformer, run_two_steps
 
 from workbench.errors import WorkbenchError
 from workbench.trace.tracer import DEFAULT_STATS, Tracer, named_tensors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import copy_capture, make_joint_capture
+from tests.parity_toolkit.conftest import copy_capture, make_joint_capture
 
 from workbench.errors import ParityError
 from workbench.parity.capture import CaptureSet

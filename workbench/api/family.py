@@ -41,6 +41,21 @@ class Detector:
 
 
 @dataclass(frozen=True)
+class FastMode:
+    """How the native pipeline runs in fast mode (CUDA): module dtypes, attention backend
+    priority, module set-up calls (e.g. fused QKV projections), compiled modules and stage
+    overrides. Exact mode is always fp32 as loaded."""
+
+    module_dtypes: Mapping[str, Any] = field(default_factory=dict)
+    module_setup: tuple[tuple[str, str], ...] = ()  # (module, method) called once after loading
+    attention_backends: tuple[str, ...] = ("cudnn", "flash", "efficient", "math")
+    compile_modules: tuple[str, ...] = ()
+    stage_overrides: tuple[tuple[str, str, Any], ...] = ()
+    reference_dtype: Any = None        # dtype the official pipeline is loaded in for fast parity
+    reference_fp32_modules: tuple[str, ...] = ()  # official modules kept fp32 (e.g. the Wan VAE)
+
+
+@dataclass(frozen=True)
 class FamilyConfig:
     name: str
     workload: WorkloadType
@@ -51,9 +66,10 @@ class FamilyConfig:
     default_preset: str
     detectors: tuple[Detector, ...]
     reference_module: str             # module with build_reference() and run_reference()
-    media: Callable[[SamplingParam], Any]
+    media: Callable[[Any], Any]       # finished request (ForwardBatch: request fields + model-set ones) -> media contract
     output_kind: str = "frames"       # "frames" | "waveform" | "joint"
     golden_presets: tuple[str, ...] = ("tiny-ci",)  # presets with goldens in reference_outputs/ (CPU-sized)
+    fast: FastMode = field(default_factory=FastMode)
     description: str = ""
 
     def default_values(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,25 +15,53 @@ from workbench.runtime.pipeline import ComposedPipeline
 _PIPELINES: dict[tuple, ComposedPipeline] = {}
 
 
-def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto",
-                  module_dtypes: Mapping[str, torch.dtype] | None = None, progress: bool = True) -> ComposedPipeline:
-    """Load (once per process) the native pipeline of a converted directory."""
+MODES = ("auto", "exact", "fast")
+
+
+def resolve_mode(mode: str, device: torch.device) -> str:
+    """'auto' is fast on CUDA and exact (fp32, as loaded) elsewhere."""
+    from workbench.errors import ParameterError
+
+    if mode not in MODES:
+        raise ParameterError(f"--mode {mode!r}: expected one of {MODES}")
+    return ("fast" if device.type == "cuda" else "exact") if mode == "auto" else mode
+
+
+def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mode: str = "exact",
+                  compile: bool = False, progress: bool = True) -> ComposedPipeline:
+    """Load (once per process) the native pipeline of a converted directory.
+
+    `mode="fast"` applies the family's FastMode: bf16 modules, SDPA backend priority and,
+    with `compile=True`, torch.compile on the declared modules.
+    """
+    from workbench import registry
     from workbench.runtime.device import resolve_device
+    from workbench.runtime.manifest import read_manifest
 
     model_dir = Path(model_dir).resolve()
-    manifest_mtime = (model_dir / "model_index.json").stat().st_mtime_ns if (model_dir / "model_index.json").exists() else 0
+    manifest = read_manifest(model_dir)
     dev = resolve_device(device)
-    key = (str(model_dir), manifest_mtime, str(dev), tuple(sorted((k, str(v)) for k, v in (module_dtypes or {}).items())))
+    mode = resolve_mode(mode, dev)
+    key = (str(model_dir), manifest.path.stat().st_mtime_ns, str(dev), mode, compile)
     pipe = _PIPELINES.get(key)
     if pipe is None:
-        pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, module_dtypes=dict(module_dtypes or {}))
+        options = {}
+        if mode == "fast":
+            fast = registry.family_for_manifest(manifest, model_dir).fast
+            options = dict(module_dtypes=dict(fast.module_dtypes), attention_backends=fast.attention_backends,
+                           module_setup=fast.module_setup, compile_modules=fast.compile_modules if compile else ())
+        pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, **options)
         _PIPELINES[key] = pipe
+<<<<<<< HEAD
     # Stages copied `progress` when they were built; a cached pipeline must follow this call's
     # choice (a notebook cell would otherwise print a tqdm widget per run).
     pipe.progress = progress
     for stage in pipe.stages:
         if hasattr(stage, "progress"):
             stage.progress = progress
+=======
+    pipe.progress = progress  # reaches the stages that draw a bar (a cached pipeline outlives a call)
+>>>>>>> main
     return pipe
 
 
@@ -47,12 +75,18 @@ class Generation:
     wall_s: float
     paths: list[Path] = field(default_factory=list)
     batch: Any = None
+    audio: torch.Tensor | None = None  # a joint family's waveform [B,C,T] (its frames are `output`)
 
 
 def generate(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
-             device: str = "auto", model_dir: str | Path | None = None, out: str | Path | None = None,
-             frames_dir: str | Path | None = None, hooks=None, progress: bool = True) -> Generation:
+             device: str = "auto", mode: str = "auto", compile: bool = False, model_dir: str | Path | None = None,
+             out: str | Path | None = None, frames_dir: str | Path | None = None, hooks=None,
+             progress: bool = True, paired: bool = False) -> Generation:
+    """`paired` writes a joint audio-video result as `out` (.mp4) plus a .wav next to it
+    instead of one mp4 with an audio track."""
     from workbench import registry
+    from workbench.api.workload import JointMedia
+    from workbench.errors import ParameterError
     from workbench.families.offline import quiet_hf
     from workbench.media import write_outputs
     from workbench.parity.runner import resolve_model_dir
@@ -60,18 +94,26 @@ def generate(family_name: str, *, preset: str | None = None, request: Mapping[st
 
     family = registry.get_family(family_name)
     params = family.sampling_params(preset, request)
+    if paired and family.output_kind != "joint":
+        raise ParameterError(f"--paired: family {family.name} writes {family.output_kind}, not joint audio-video")
     dev = resolve_device(device)
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
-    pipe = load_pipeline(root / "converted", device=dev, progress=progress)
+    pipe = load_pipeline(root / "converted", device=dev, mode=mode, compile=compile, progress=progress)
+    if resolve_mode(mode, dev) == "fast":
+        params = params.replace(stage_overrides=family.fast.stage_overrides + tuple(params.stage_overrides))
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     start = time.perf_counter()
     batch = pipe(params, hooks=hooks)
     wall = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-    media = family.media(params)
-    result = Generation(params, batch.output, media, dict(batch.stage_timings), peak, wall, batch=batch)
+    # The finished batch carries every request field plus what the model decided (e.g. an audio rate).
+    media = family.media(batch)
+    if isinstance(media, JointMedia):
+        media = replace(media, muxed=not paired)
+    result = Generation(params, batch.output, media, dict(batch.stage_timings), peak, wall, batch=batch,
+                        audio=batch.extra.get("waveform"))
     if out is not None or frames_dir is not None:
         result.paths = write_outputs(family, result, out, frames_dir)
     return result

@@ -39,6 +39,18 @@ class SamplingParam:
     audio_end_in_s: float | None = None
     sampling_rate: int | None = None
     channels: int | None = None
+    # joint audio-video guidance and timing (LTX-2; names as in LTX2Pipeline.__call__)
+    frame_rate: float | None = None
+    motion_speed: float | None = None
+    stg_scale: float | None = None
+    modality_scale: float | None = None
+    guidance_rescale: float | None = None
+    audio_guidance_scale: float | None = None
+    audio_stg_scale: float | None = None
+    audio_modality_scale: float | None = None
+    audio_guidance_rescale: float | None = None
+    spatio_temporal_guidance_blocks: list[int] | None = None
+    use_cross_timestep: bool | None = None
     # output
     output_type: str = "tensor"
     stage_overrides: tuple[tuple[str, str, Any], ...] = field(default=())
@@ -78,14 +90,18 @@ class SamplingParam:
         return ForwardBatch(**values)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """JSON-safe view (an image object becomes its repr) for verdicts and fingerprints."""
+        """JSON-safe view for verdicts and fingerprints: a PIL image becomes a stable description
+        (mode, size, pixel hash), any other object its repr."""
+        from PIL import Image
+
+        from workbench.media import describe_image
+
         out = {}
         for k, v in asdict(self).items():
             try:
-                json.dumps(v)
-                out[k] = v
+                out[k] = json.loads(json.dumps(v))  # tuples become lists, as in a JSON file
             except TypeError:
-                out[k] = repr(v)
+                out[k] = describe_image(v) if isinstance(v, Image.Image) else repr(v)
         return out
 
 

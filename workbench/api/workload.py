@@ -29,7 +29,7 @@ class VideoMedia:
     height: int
     width: int
     num_frames: int
-    fps: int
+    fps: float  # playback rate (an int for most families; LTX-2's frame_rate is a float)
 
 
 @dataclass(frozen=True)

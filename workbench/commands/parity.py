@@ -1,7 +1,9 @@
 """`workbench parity FAMILY`: official vs native, checkpoint by checkpoint.
 
 Exit 0 on pass, 1 on a parity failure (the first divergent checkpoint is printed), 2 on
-bad input.
+bad input or a closed gate: pipeline parity runs only once every component the pipeline
+loads has a non_skip_pass record (`workbench component-parity FAMILY`);
+`--skip-component-gate` bypasses that for debugging and says so in the verdict.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ def configure(parser) -> None:
                         help="exact: CPU fp32, <=1e-6; fast: CUDA bf16 within DESIGN tolerances")
     parser.add_argument("--json", help="write the verdict JSON here")
     parser.add_argument("--report", help="write a self-contained HTML report here")
+    parser.add_argument("--skip-component-gate", action="store_true",
+                        help="debugging only: run without non_skip_pass component records (printed in the verdict)")
 
 
 def run(args) -> int:
     from workbench.parity.runner import run_parity
 
     result = run_parity(args.family, preset=args.preset, request=request_from_args(args), mode=args.mode,
-                        model_dir=args.model_dir, device=args.device)
+                        model_dir=args.model_dir, device=args.device, compile=args.compile,
+                        skip_component_gate=args.skip_component_gate)
     verdict = result.verdict
     print(verdict.summary_table())
     if args.json:

@@ -57,6 +57,38 @@ def t5_tokenizer(model_max_length: int, vocab_size: int = 240):
     return T5Tokenizer(vocab=train_unigram_vocab(vocab_size), extra_ids=0, model_max_length=model_max_length)
 
 
+def train_bpe_vocab(vocab_size: int = 512) -> list[tuple[str, float]]:
+    """A sentencepiece BPE model trained in memory with Gemma's special ids and byte fallback.
+
+    Ids `<pad>`=0, `<eos>`=1, `<bos>`=2, `<unk>`=3, `<mask>`=4; no dummy prefix and identity
+    normalisation, as Gemma's tokenizer expects. `num_threads=1` keeps it deterministic.
+    """
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(prompt_corpus()), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+        unk_piece="<unk>", user_defined_symbols=["<mask>"], byte_fallback=True, add_dummy_prefix=False,
+        normalization_rule_name="identity", character_coverage=1.0, num_threads=1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+
+
+def gemma_tokenizer(model_max_length: int = 1024, vocab_size: int = 512):
+    """A Gemma BPE tokenizer (as used by LTX-2's Gemma 3 encoder) built without the hub.
+
+    transformers 5 defaults `add_bos_token` to False; Gemma prompts start with `<bos>`.
+    """
+    from transformers import GemmaTokenizer
+    from transformers.tokenization_utils_base import generate_merges
+
+    pieces = train_bpe_vocab(vocab_size)
+    vocab = {piece: i for i, (piece, _) in enumerate(pieces)}
+    merges = generate_merges(vocab, dict(pieces))
+    return GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True, model_max_length=model_max_length)
+
+
 def seeded(seed: int = 0):
     """Seed torch before building each component, so weights do not depend on build order."""
     torch.manual_seed(seed)
@@ -77,6 +109,21 @@ def clone_parameters(module: torch.nn.Module) -> torch.nn.Module:
     return module.eval()
 
 
+def load_official_pipeline(pipeline_class: str, official_dir, device, dtype=None, fp32_modules=()):
+    """An official diffusers pipeline as a user loads it: fp32 as saved, or `dtype=...` with
+    `fp32_modules` kept in fp32; parameters cloned (aligned) as the workbench loader does."""
+    import diffusers
+
+    pipe = getattr(diffusers, pipeline_class).from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module):
+            clone_parameters(module)
+            if name in fp32_modules:
+                module.to(torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
 def quiet_hf() -> None:
     """Silence diffusers/transformers progress bars and load chatter: our own bars say more."""
     from diffusers.utils import logging as dlog
@@ -85,3 +132,14 @@ def quiet_hf() -> None:
     for log in (dlog, tlog):
         log.set_verbosity_error()
         log.disable_progress_bar()
+
+
+def gradient_image(width: int = 48, height: int = 40):
+    """A deterministic RGB conditioning image: red rises left to right, green top to bottom,
+    blue along the diagonal. Not square, so resizing and center-cropping both matter."""
+    import numpy as np
+    from PIL import Image
+
+    x = np.linspace(0.0, 255.0, width)[None, :].repeat(height, axis=0)
+    y = np.linspace(0.0, 255.0, height)[:, None].repeat(width, axis=1)
+    return Image.fromarray(np.stack([x, y, (x + y) / 2], axis=-1).round().astype(np.uint8))

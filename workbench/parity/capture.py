@@ -9,7 +9,7 @@ an optional denoising step, and free-form metadata (which expert ran, guidance s
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -93,7 +93,12 @@ class CaptureSet:
 
 
 class CaptureHooks(PipelineHooks):
-    """Records each stage's declared `captures` and the latents after every denoising step."""
+    """Records each stage's declared `captures` and the latents after every denoising step.
+
+    A capture field is a batch attribute or a key of `batch.extra` (family state). A joint
+    loop names its other streams in `info["streams"]` (stream -> that stream's step info);
+    their latents are `batch.extra["<stream>_latents"]`, recorded as `<stream>_latents_step_NNN`.
+    """
 
     def __init__(self, capture: CaptureSet, stream: str = ""):
         self.capture = capture
@@ -101,10 +106,15 @@ class CaptureHooks(PipelineHooks):
 
     def on_stage_end(self, stage, batch):
         for field_name, (checkpoint, kind) in stage.captures.items():
-            value = getattr(batch, field_name, None)
+            value = getattr(batch, field_name) if hasattr(batch, field_name) else batch.extra.get(field_name)
             if isinstance(value, torch.Tensor):
                 self.capture.record(checkpoint, value, kind)
 
     def on_step_end(self, step, timestep, batch, info):
+        info = dict(info)
+        streams = info.pop("streams", {})
         meta = {"timestep": float(timestep), **info}
         self.capture.record(step_checkpoint(step, self.stream), batch.latents, "latent", step=step, meta=meta)
+        for stream, stream_info in streams.items():
+            self.capture.record(step_checkpoint(step, stream), batch.extra[f"{stream}_latents"], "latent",
+                                step=step, meta={"timestep": float(timestep), **stream_info})

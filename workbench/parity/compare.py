@@ -7,12 +7,9 @@ from the checkpoint's kind and name so it works for every family.
 
 from __future__ import annotations
 
-import platform
 import re
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import workbench
 from workbench.parity.capture import CaptureSet, Checkpoint
 from workbench.parity.metrics import compare_tensors
 from workbench.parity.tolerances import Tolerances, tolerances_for
@@ -42,14 +39,10 @@ HINTS = {
 
 
 def collect_versions() -> dict[str, str]:
-    """Versions that decide numerics, read from package metadata (importing diffusers is slow)."""
-    out = {"workbench": workbench.__version__, "python": platform.python_version()}
-    for package in ("torch", "diffusers", "transformers"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
+    """Versions that decide numerics (one definition: `workbench.references.versions`)."""
+    from workbench.references import versions
+
+    return versions()
 
 
 def pipeline_order(reference: CaptureSet, native: CaptureSet) -> list[str]:

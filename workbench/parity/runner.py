@@ -25,6 +25,9 @@ class ParityRun:
     model_dir: Path
 
 
+SKIPPED_COMPONENT_GATE = "SKIPPED (--skip-component-gate): component parity records were not checked"
+
+
 def resolve_model_dir(family, model_dir: str | Path | None) -> Path:
     from workbench.references import ensure_reference
 
@@ -40,30 +43,43 @@ def resolve_model_dir(family, model_dir: str | Path | None) -> Path:
 
 
 def run_native(converted_dir: Path, params: SamplingParam, device: str | torch.device = "cpu",
-               module_dtypes: Mapping[str, torch.dtype] | None = None, progress: bool = False) -> tuple[CaptureSet, Any]:
+               mode: str = "exact", compile: bool = False, progress: bool = False) -> tuple[CaptureSet, Any]:
     from workbench.api.generate import load_pipeline
 
-    pipe = load_pipeline(converted_dir, device=device, module_dtypes=module_dtypes, progress=progress)
+    pipe = load_pipeline(converted_dir, device=device, mode=mode, compile=compile, progress=progress)
     capture = CaptureSet()
     batch = pipe(params, hooks=CaptureHooks(capture))
     return capture, batch
 
 
-def run_reference(family, official_dir: Path, params: SamplingParam, device: torch.device) -> CaptureSet:
+def run_reference(family, official_dir: Path, params: SamplingParam, device: torch.device,
+                  mode: str = "exact") -> CaptureSet:
+    """The official pipeline: fp32 as saved (exact), or loaded the official fast way (bf16)."""
+    from workbench.families.offline import quiet_hf
+
+    quiet_hf()
+    pipe = None
+    if mode == "fast":
+        pipe = family.reference.load_official(official_dir, device, dtype=family.fast.reference_dtype,
+                                              fp32_modules=family.fast.reference_fp32_modules)
     try:
-        capture, _ = family.reference.run_reference(official_dir, params, device)
+        capture, _ = family.reference.run_reference(official_dir, params, device, pipe=pipe)
     except (ValueError, TypeError) as exc:
         raise WorkbenchError(f"official {family.official_pipeline} rejected the request: {exc}") from exc
     return capture
 
 
 def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
-               mode: str = "exact", model_dir: str | Path | None = None, device: str = "cpu") -> ParityRun:
+               mode: str = "exact", model_dir: str | Path | None = None, device: str = "cpu",
+               compile: bool = False, skip_component_gate: bool = False) -> ParityRun:
+    """Pipeline parity; refused (GateError) while a module the pipeline loads lacks a
+    non_skip_pass component record, unless `skip_component_gate` (debugging only, recorded)."""
     from workbench import registry
     from workbench.families.offline import quiet_hf
     from workbench.parity.compare import compare_captures
-    from workbench.references import versions
+    from workbench.portstate.gates import check_component_gate
     from workbench.runtime.device import resolve_device
+    from workbench.runtime.manifest import read_manifest
 
     if mode not in MODES:
         raise ParameterError(f"--mode {mode!r}: expected one of {MODES}")
@@ -74,12 +90,15 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
         raise ParameterError(f"--mode exact runs on CPU in fp32 (got --device {device}); use --mode fast on CUDA")
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
+    # Checked before anything runs; recorded in the verdict either way.
+    gates = {"component_parity": SKIPPED_COMPONENT_GATE if skip_component_gate
+             else check_component_gate(family, read_manifest(root / "converted"))}
     # Native first: its input validation gives the clearer error for a bad request.
-    native, _ = run_native(root / "converted", params, dev)
-    reference = run_reference(family, root / "official", params, dev)
-    verdict = compare_captures(reference, native, mode=mode)
-    verdict.family = family.name
-    verdict.preset = preset or family.default_preset
-    verdict.parameters = params.to_json_dict()
-    verdict.versions = versions()
+    if mode == "fast":
+        params = params.replace(stage_overrides=family.fast.stage_overrides + tuple(params.stage_overrides))
+    native, _ = run_native(root / "converted", params, dev, mode=mode, compile=compile)
+    reference = run_reference(family, root / "official", params, dev, mode=mode)
+    verdict = compare_captures(reference, native, mode=mode, family=family.name,
+                               preset=preset or family.default_preset, parameters=params.to_json_dict())
+    verdict.gates = gates
     return ParityRun(verdict, reference, native, params, root)

@@ -58,6 +58,8 @@ class Verdict:
     parameters: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     checkpoints: list[CheckpointResult] = field(default_factory=list)
+    # gate -> what it checked before the run (e.g. component parity records), or that it was skipped
+    gates: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -89,6 +91,7 @@ class Verdict:
             "first_divergence": None if first is None else {"name": first.name, "reason": first.reason,
                                                             "hint": first.hint},
             "checkpoints": [c.to_dict() for c in self.checkpoints],
+            "gates": self.gates,
         }
 
     def to_json(self, path: str | Path) -> Path:
@@ -100,7 +103,8 @@ class Verdict:
     def from_dict(cls, data: dict[str, Any]) -> "Verdict":
         return cls(family=data["family"], preset=data["preset"], mode=data["mode"],
                    parameters=data.get("parameters", {}), versions=data.get("versions", {}),
-                   checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])])
+                   checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])],
+                   gates=data.get("gates", {}))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Verdict":
@@ -135,6 +139,7 @@ class Verdict:
             lines.append(f"hint: {first.hint}")
         elif not self.checkpoints:
             lines.append("no checkpoints were compared")
+        lines += [f"gate {gate}: {outcome}" for gate, outcome in self.gates.items()]
         return "\n".join(lines)
 
 

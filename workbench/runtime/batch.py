@@ -35,6 +35,17 @@ class ForwardBatch:
     audio_end_in_s: float | None = None
     sampling_rate: int | None = None
     channels: int | None = None
+    frame_rate: float | None = None
+    motion_speed: float | None = None
+    stg_scale: float | None = None
+    modality_scale: float | None = None
+    guidance_rescale: float | None = None
+    audio_guidance_scale: float | None = None
+    audio_stg_scale: float | None = None
+    audio_modality_scale: float | None = None
+    audio_guidance_rescale: float | None = None
+    spatio_temporal_guidance_blocks: list[int] | None = None
+    use_cross_timestep: bool | None = None
     output_type: str = "tensor"
 
     # --- filled by stages ---

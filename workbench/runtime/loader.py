@@ -35,7 +35,26 @@ def _library(name: str):
         from workbench import components
 
         return components
-    raise ComponentLoadError(f"unknown library token {name!r} (expected diffusers, transformers or workbench)")
+    package = _diffusers_pipeline_package(name)
+    if package is not None:
+        return package
+    raise ComponentLoadError(f"unknown library token {name!r} (expected diffusers, transformers, workbench "
+                             "or a diffusers pipeline package such as ltx2)")
+
+
+def _diffusers_pipeline_package(name: str):
+    """diffusers records a module defined inside a pipeline package by that package's name
+    (LTX-2's connectors and vocoder are `["ltx2", ...]`); only `diffusers.pipelines.*` is searched."""
+    import importlib
+    import importlib.util
+
+    if not name.isidentifier():
+        return None
+    try:
+        found = importlib.util.find_spec(f"diffusers.pipelines.{name}") is not None
+    except ModuleNotFoundError:
+        return None
+    return importlib.import_module(f"diffusers.pipelines.{name}") if found else None
 
 
 def resolve_class(spec: ModuleSpec) -> type:
@@ -75,13 +94,17 @@ def read_state_dict(folder: Path, device: str | torch.device = "cpu") -> dict[st
     return state
 
 
-def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str] = frozenset()) -> torch.nn.Module:
+def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str] = frozenset(),
+                rename: Callable[[str], str] | None = None) -> torch.nn.Module:
     """Copy the folder's weights into `model`, refusing missing, unexpected or mis-shaped keys.
 
     Copying (rather than assigning) the tensors gives freshly allocated, aligned parameters:
     memory-mapped safetensors are not 64-byte aligned, which moves CPU matmuls by ~1e-7.
+    `rename` maps a file key to the model's key (a library's own checkpoint renaming).
     """
     state = read_state_dict(folder)
+    if rename is not None:
+        state = {rename(k): v for k, v in state.items()}
     expected = model.state_dict()
     wrong_shape = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
                    for k, v in state.items() if k in expected and expected[k].shape != v.shape]
@@ -100,27 +123,52 @@ def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str
     return model.eval()
 
 
-def load_diffusers_model(folder: Path, cls: type) -> torch.nn.Module:
+# Models are built on the target device: initialising a multi-billion-parameter encoder on
+# the CPU only to overwrite it would cost minutes.
+def load_diffusers_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
     try:
         config = cls.load_config(str(folder))
     except Exception as exc:  # diffusers raises EnvironmentError / ValueError variants
         raise ComponentLoadError(f"{folder}: cannot read the {cls.__name__} config ({exc})") from None
-    with torch.device("cpu"):
+    with torch.device(device):
         model = cls.from_config(config)
     return load_strict(model, folder)
 
 
-def load_transformers_model(folder: Path, cls: type) -> torch.nn.Module:
+def load_transformers_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ComponentLoadError(f"{config_path}: missing")
     config = cls.config_class.from_pretrained(str(folder))
-    model = cls(config)
+    with torch.device(device):
+        model = cls(config)
     tied = set(getattr(model, "all_tied_weights_keys", None) or {})
-    return load_strict(model, folder, ignorable_missing=tied)
+    return load_strict(model, folder, ignorable_missing=tied, rename=_transformers_renaming(model, folder))
 
 
-def load_config_only(folder: Path, cls: type) -> Any:
+def _transformers_renaming(model: torch.nn.Module, folder: Path) -> Callable[[str], str]:
+    """transformers 5 saves some models under their original checkpoint names (Gemma 3 as
+    `language_model.model.*`) and renames on load; apply the same renamings. A key that needs a
+    tensor conversion (not just a new name) is refused rather than loaded wrong."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightConverter, rename_source_key
+
+    transforms = get_model_conversion_mapping(model)
+    renamings = [t for t in transforms if not isinstance(t, WeightConverter)]
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    model_keys = model.state_dict()
+
+    def rename(key: str) -> str:
+        new_key, converter = rename_source_key(key, renamings, converters, model.base_model_prefix, model_keys)
+        if converter is not None:
+            raise ComponentLoadError(f"{folder}: weight {key!r} needs a tensor conversion ({converter}); "
+                                     "the strict loader only renames")
+        return new_key
+
+    return rename
+
+
+def load_config_only(folder: Path, cls: type, device: torch.device) -> Any:
     """Schedulers, tokenizers and processors: config or vocabulary files, no weights."""
     try:
         return cls.from_pretrained(str(folder))
@@ -129,30 +177,32 @@ def load_config_only(folder: Path, cls: type) -> Any:
 
 
 # Loader choice: a name rule wins over the library rule.
-NAME_LOADERS: dict[str, Callable[[Path, type], Any]] = {
+NAME_LOADERS: dict[str, Callable[[Path, type, torch.device], Any]] = {
     "tokenizer": load_config_only,
     "scheduler": load_config_only,
     "feature_extractor": load_config_only,
     "image_processor": load_config_only,
 }
-LIBRARY_LOADERS: dict[str, Callable[[Path, type], Any]] = {
+LIBRARY_LOADERS: dict[str, Callable[[Path, type, torch.device], Any]] = {
     "diffusers": load_diffusers_model,
     "transformers": load_transformers_model,
     "workbench": load_diffusers_model,
 }
 
 
-def loader_for(spec: ModuleSpec) -> Callable[[Path, type], Any]:
+def loader_for(spec: ModuleSpec) -> Callable[[Path, type, torch.device], Any]:
     base = spec.name.rstrip("_0123456789")
     if base in NAME_LOADERS:
         return NAME_LOADERS[base]
     if spec.library in LIBRARY_LOADERS:
         return LIBRARY_LOADERS[spec.library]
+    if _diffusers_pipeline_package(spec.library) is not None:
+        return load_diffusers_model
     raise ComponentLoadError(f"module {spec.name!r}: no loader for library {spec.library!r}")
 
 
-def load_module(model_dir: Path, spec: ModuleSpec) -> Any:
+def load_module(model_dir: Path, spec: ModuleSpec, device: torch.device = torch.device("cpu")) -> Any:
     folder = Path(model_dir) / spec.name
     if not folder.is_dir():
         raise ComponentLoadError(f"{folder}: module folder for {spec.name!r} is missing")
-    return loader_for(spec)(folder, resolve_class(spec))
+    return loader_for(spec)(folder, resolve_class(spec), device)

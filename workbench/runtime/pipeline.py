@@ -9,12 +9,13 @@ instance works on its own copy, extended from the manifest where a family needs 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from workbench.errors import ManifestError, RegistryError
+from workbench.errors import ManifestError, ParameterError, RegistryError
 from workbench.runtime.batch import ForwardBatch
 from workbench.runtime.device import resolve_device
 from workbench.runtime.hooks import PipelineHooks
@@ -23,18 +24,70 @@ from workbench.runtime.manifest import Manifest, read_manifest
 from workbench.runtime.stage import Stage
 
 
+def place_module(module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None) -> torch.nn.Module:
+    """Move a module to `device`, casting to `dtype` except the parameters the model keeps in
+    fp32, by the rule of the library that defines it (as its `from_pretrained(torch_dtype=...)`
+    does): diffusers keeps them for any reduced dtype, transformers only for float16.
+
+    transformers also leaves the fp32 tables it computes at init and never saves (RoPE
+    `inv_freq`) in fp32 under `from_pretrained(dtype=...)`; casting them would round the
+    rotary frequencies (Gemma 3's hidden states then move by ~2e-2 in bf16)."""
+    tables = {}
+    if dtype is not None and type(module).__module__.startswith("transformers."):
+        for name, buffer in module.named_buffers():
+            owner, _, attr = name.rpartition(".")
+            if buffer.dtype == torch.float32 and attr in module.get_submodule(owner)._non_persistent_buffers_set:
+                tables[(owner, attr)] = buffer
+    module = module.to(device=device, dtype=dtype) if dtype else module.to(device)
+    for (owner, attr), buffer in tables.items():
+        module.get_submodule(owner)._buffers[attr] = buffer.to(device)
+    keep = getattr(module, "_keep_in_fp32_modules", None) or ()
+    if type(module).__module__.startswith("transformers.") and dtype != torch.float16:
+        keep = ()
+    if dtype is not None and keep:
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                if any(k in name.split(".") for k in keep):
+                    param.data = param.data.float()
+    return module
+
+
+@contextmanager
+def attention_priority(device: torch.device, backends: tuple[str, ...]):
+    """On CUDA: prefer SDPA backends in this order (e.g. cudnn, flash, efficient, math), and
+    let cuDNN pick the fastest convolution algorithms (the VAE's conv3d) for the run."""
+    if device.type != "cuda" or not backends:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    names = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        with sdpa_kernel([names[b] for b in backends], set_priority=True):
+            yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+
+
 class ComposedPipeline:
     _required_config_modules: tuple[str, ...] = ()
     _optional_config_modules: tuple[str, ...] = ()
 
     def __init__(self, model_dir: str | Path, *, device: str | torch.device = "auto",
                  module_dtypes: dict[str, torch.dtype] | None = None, progress: bool = True,
-                 manifest: Manifest | None = None):
+                 manifest: Manifest | None = None, attention_backends: tuple[str, ...] = (),
+                 module_setup: tuple[tuple[str, str], ...] = (), compile_modules: tuple[str, ...] = ()):
         self.model_dir = Path(model_dir)
         self.manifest = manifest or read_manifest(self.model_dir)
         self.device = resolve_device(device)
         self.module_dtypes = dict(module_dtypes or {})
-        self.progress = progress
+        self.attention_backends = tuple(attention_backends)
+        self.module_setup = tuple(module_setup)
+        self.compile_modules = tuple(compile_modules)
+        self._progress = progress
         self.required_modules: list[str] = self.required_modules_for(self.manifest)
         self.modules: dict[str, Any] = {}
         self.load_modules()
@@ -75,10 +128,13 @@ class ComposedPipeline:
         for name in self.manifest.enabled_modules:
             if name not in known:
                 continue  # a module this pipeline does not use (e.g. an official extra) stays on disk
-            module = load_module(self.model_dir, specs[name])
+            module = load_module(self.model_dir, specs[name], self.device)
             if isinstance(module, torch.nn.Module):
-                dtype = self.module_dtypes.get(name)
-                module = module.to(device=self.device, dtype=dtype) if dtype else module.to(self.device)
+                module = place_module(module, self.device, self.module_dtypes.get(name))
+                for method in (m for target, m in self.module_setup if target == name):
+                    getattr(module, method)()
+                if name in self.compile_modules:
+                    module.compile()
             self.modules[name] = module
 
     def initialize_pipeline(self) -> None:
@@ -97,8 +153,17 @@ class ComposedPipeline:
             return modules[name]
         raise AttributeError(f"{type(self).__name__} has no attribute or module {name!r}")
 
-    def set_module(self, name: str, module: Any) -> None:
-        self.modules[name] = module
+    @property
+    def progress(self) -> bool:
+        return self._progress
+
+    @progress.setter
+    def progress(self, show: bool) -> None:
+        """Show or hide progress bars (stages that draw one have a `progress` setting)."""
+        self._progress = show
+        for stage in self.__dict__.get("stages", []):
+            if hasattr(stage, "progress"):
+                stage.progress = show
 
     @property
     def stage_names(self) -> list[str]:
@@ -111,12 +176,34 @@ class ComposedPipeline:
         raise KeyError(name)
 
     # ---- running ------------------------------------------------------------------
-    def run(self, batch: ForwardBatch, hooks: PipelineHooks | None = None) -> ForwardBatch:
+    def run(self, batch: ForwardBatch, hooks: PipelineHooks | None = None,
+            stage_overrides: tuple[tuple[str, str, Any], ...] = ()) -> ForwardBatch:
         hooks = hooks or PipelineHooks()
         batch.device = self.device
-        for stage in self.stages:
-            batch = stage(batch, hooks)
+        with self._overridden(stage_overrides), attention_priority(self.device, self.attention_backends):
+            for stage in self.stages:
+                batch = stage(batch, hooks)
         return batch
+
+    @contextmanager
+    def _overridden(self, overrides):
+        """Apply (stage, key, value) settings for one run, then restore them."""
+        saved = []
+        try:
+            for stage_name, key, value in overrides:
+                try:
+                    stage = self.stage(stage_name)
+                except KeyError:
+                    raise ParameterError(f"stage override {stage_name}.{key}: {type(self).__name__} has no stage "
+                                         f"{stage_name!r}; stages: {self.stage_names}") from None
+                if not hasattr(stage, key):
+                    raise ParameterError(f"stage override {stage_name}.{key}: the stage has no setting {key!r}")
+                saved.append((stage, key, getattr(stage, key)))
+                setattr(stage, key, value)
+            yield
+        finally:
+            for stage, key, value in reversed(saved):
+                setattr(stage, key, value)
 
     def __call__(self, params: Any = None, *, hooks: PipelineHooks | None = None, **request: Any) -> ForwardBatch:
         """Run a `SamplingParam` (or keyword request merged over the family defaults)."""
@@ -131,4 +218,4 @@ class ComposedPipeline:
             params = params.replace(**request)
         if not isinstance(params, SamplingParam):
             raise TypeError("params must be a SamplingParam")
-        return self.run(params.to_batch(), hooks)
+        return self.run(params.to_batch(), hooks, params.stage_overrides)

@@ -20,7 +20,7 @@ class Stage:
     the batch; a failed check raises `StageVerificationError` naming stage and field.
     """
 
-    #: Fields a parity capture records after this stage: batch field -> (checkpoint, kind).
+    #: Fields a parity capture records after this stage: batch field or `extra` key -> (checkpoint, kind).
     captures: dict[str, tuple[str, str]] = {}
 
     @property

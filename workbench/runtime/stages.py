@@ -40,20 +40,24 @@ CrossCheck = Callable[[ForwardBatch], "tuple[str, str, str] | None"]
 
 
 class InputValidationStage(Stage):
-    """Checks the request against the family's rules, then seeds the CPU generator.
+    """Checks the request against the family's rules, loads its media inputs, then seeds the CPU generator.
 
     `rules` check single fields; `cross_checks` return (field, expected, got) when a
     combination of fields is invalid; `model_defaults` fill fields the request left None
-    from the loaded model (e.g. Wan 2.2's `boundary_ratio` from its manifest).
+    from the loaded model (e.g. Wan 2.2's `boundary_ratio` from its manifest); `loaders`
+    turn a field into its working form (an image path into an RGB image), so a bad file
+    fails here, before any model runs.
     """
 
     def __init__(self, rules: dict[str, V.Validator], cross_checks: tuple[CrossCheck, ...] = (),
                  model_defaults: Callable[[], dict[str, Any]] = dict,
-                 cfg_enabled: Callable[[ForwardBatch], bool] = lambda b: (b.guidance_scale or 0.0) > 1.0):
+                 cfg_enabled: Callable[[ForwardBatch], bool] = lambda b: (b.guidance_scale or 0.0) > 1.0,
+                 loaders: dict[str, Callable[[Any], Any]] | None = None):
         self.rules = rules
         self.cross_checks = cross_checks
         self.model_defaults = model_defaults
         self.cfg_enabled = cfg_enabled
+        self.loaders = dict(loaders or {})
 
     def input_checks(self, batch):
         return self.rules
@@ -66,6 +70,8 @@ class InputValidationStage(Stage):
             problem = check(batch)
             if problem is not None:
                 raise StageVerificationError(self.name, *problem)
+        for key, load in self.loaders.items():
+            setattr(batch, key, load(getattr(batch, key)))
         # Parity needs the official noise: a CPU generator seeded from the request.
         batch.generator = torch.Generator("cpu").manual_seed(int(batch.seed))
         batch.do_classifier_free_guidance = bool(self.cfg_enabled(batch))
@@ -73,26 +79,36 @@ class InputValidationStage(Stage):
 
 
 class TextEncodingStage(Stage):
-    """Encodes the prompt, and the negative prompt when guidance needs it."""
+    """Encodes the prompt, and the negative prompt when guidance needs it.
 
-    def __init__(self, encode: PromptEncoder, default_negative: str = ""):
+    Without a negative prompt, guidance encodes `default_negative`; `default_negative=None`
+    encodes nothing and leaves the unconditional branch to the family (Stable Audio zeros it).
+    """
+
+    def __init__(self, encode: PromptEncoder, default_negative: str | None = ""):
         self.encode = encode
         self.default_negative = default_negative
+
+    def negative(self, batch: ForwardBatch) -> str | list[str] | None:
+        """The negative prompt to encode, or None when guidance is off or there is none."""
+        if not batch.do_classifier_free_guidance:
+            return None
+        return batch.negative_prompt if batch.negative_prompt is not None else self.default_negative
 
     def input_checks(self, batch):
         return {"prompt": V.text_prompt(), "negative_prompt": V.optional_text()}
 
     def output_checks(self, batch):
         checks = {"prompt_embeds": V.tensor(3)}
-        if batch.do_classifier_free_guidance:
+        if self.negative(batch) is not None:
             checks["negative_prompt_embeds"] = V.tensor(3)
         return checks
 
     def forward(self, batch):
         with torch.no_grad():
             batch.prompt_embeds, batch.prompt_attention_mask = self.encode(batch.prompts, batch)
-            if batch.do_classifier_free_guidance:
-                negative = batch.negative_prompt if batch.negative_prompt is not None else self.default_negative
+            negative = self.negative(batch)
+            if negative is not None:
                 negatives = [negative] * batch.batch_size if isinstance(negative, str) else list(negative)
                 if len(negatives) != batch.batch_size:
                     raise ParameterError(
@@ -129,12 +145,16 @@ class TimestepPreparationStage(Stage):
     The run gets its own scheduler on `batch.scheduler`: the loaded one, or a copy
     re-configured with the requested `flow_shift` (the official recipe:
     `Scheduler.from_config(config, flow_shift=...)`), so one run never leaks into the next.
+    `set_timesteps_kwargs` adds what a family passes to `set_timesteps` (e.g. LTX-2's
+    `sigmas` and the dynamic-shift `mu` computed from the latent sequence length).
     """
 
     captures = {"timesteps": ("timesteps", "schedule"), "sigmas": ("sigmas", "schedule")}
 
-    def __init__(self, base_scheduler: Callable[[], Any]):
+    def __init__(self, base_scheduler: Callable[[], Any],
+                 set_timesteps_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}):
         self.base_scheduler = base_scheduler
+        self.set_timesteps_kwargs = set_timesteps_kwargs
 
     def input_checks(self, batch):
         return {"num_inference_steps": V.positive_int(), "flow_shift": V.number_in(0.0, None, optional=True)}
@@ -147,7 +167,7 @@ class TimestepPreparationStage(Stage):
         shift = batch.flow_shift
         if shift is not None and "flow_shift" in scheduler.config and scheduler.config.flow_shift != shift:
             scheduler = type(scheduler).from_config(scheduler.config, flow_shift=shift)
-        scheduler.set_timesteps(batch.num_inference_steps, device=batch.device)
+        scheduler.set_timesteps(batch.num_inference_steps, device=batch.device, **self.set_timesteps_kwargs(batch))
         if hasattr(scheduler, "set_begin_index"):
             scheduler.set_begin_index(0)
         batch.scheduler = scheduler
@@ -157,25 +177,45 @@ class TimestepPreparationStage(Stage):
 
 
 class LatentPreparationStage(Stage):
-    """Draws the initial noise from the request's CPU generator (the official recipe)."""
+    """Draws the initial noise from the request's CPU generator (the official recipe).
+
+    `dtype_of` gives the dtype the official pipeline draws in (Wan: always float32; Stable
+    Audio: its conditioning's dtype, which differs in fp16 fast mode). A joint family draws
+    one stream after another from the same generator: a named `stream` (e.g. "audio") keeps
+    its latents in `batch.extra["<stream>_latents"]` and is captured as `<stream>_initial_latents`.
+    """
 
     captures = {"initial_latents": ("initial_latents", "latent")}
 
     def __init__(self, shape_of: Callable[[ForwardBatch], tuple[int, ...]],
-                 init_noise_sigma: Callable[[], float] | None = None):
+                 init_noise_sigma: Callable[[], float] | None = None,
+                 dtype_of: Callable[[ForwardBatch], torch.dtype] = lambda b: torch.float32, stream: str = ""):
         self.shape_of = shape_of
         self.init_noise_sigma = init_noise_sigma
+        self.dtype_of = dtype_of
+        self.stream = stream
+        if stream:
+            self.captures = {f"{stream}_initial_latents": (f"{stream}_initial_latents", "latent")}
+
+    @property
+    def name(self) -> str:
+        return self.stream.capitalize() + type(self).__name__
 
     def output_checks(self, batch):
-        return {"latents": V.tensor()}
+        return {f"{self.stream}_latents" if self.stream else "latents": V.tensor()}
 
     def forward(self, batch):
         shape = self.shape_of(batch)
-        latents = torch.randn(shape, generator=batch.generator, device="cpu", dtype=torch.float32).to(batch.device)
+        latents = torch.randn(shape, generator=batch.generator, device="cpu", dtype=self.dtype_of(batch))
+        latents = latents.to(batch.device)
         if self.init_noise_sigma is not None:
             latents = latents * self.init_noise_sigma()
-        batch.initial_latents = latents
-        batch.latents = latents
+        if self.stream:
+            batch.extra[f"{self.stream}_initial_latents"] = latents
+            batch.extra[f"{self.stream}_latents"] = latents
+        else:
+            batch.initial_latents = latents
+            batch.latents = latents
         return batch
 
 
@@ -194,18 +234,23 @@ class DenoisingStage(Stage):
     `cfg="sequential"` calls the model twice per step (cond, then uncond) as Wan does;
     `cfg="batched"` calls it once on [uncond, cond] as Stable Audio does. With a second
     expert and `batch.boundary_ratio`, the first expert runs while t >= boundary.
+    `scale_input=True` passes the model input through `scheduler.scale_model_input` first,
+    for official pipelines that call it (EDM-style schedulers scale by c_in(sigma));
+    `step_kwargs` adds per-request arguments to `scheduler.step` (e.g. the generator).
     """
 
     captures = {"latents": ("final_latents", "latent")}
 
     def __init__(self, predict: NoisePredictor, experts: Callable[[], list[Expert]],
                  cfg: Literal["sequential", "batched"] = "sequential",
-                 step_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}, progress: bool = True):
+                 step_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}, progress: bool = True,
+                 scale_input: bool = False):
         self.predict = predict
         self.experts = experts
         self.cfg = cfg
         self.step_kwargs = step_kwargs
         self.progress = progress
+        self.scale_input = scale_input
         self.step_hooks: PipelineHooks = _NO_HOOKS
 
     def input_checks(self, batch):
@@ -222,6 +267,8 @@ class DenoisingStage(Stage):
         return experts[0] if t >= boundary else experts[1]
 
     def guided(self, model, latents, t, batch, scale):
+        if self.scale_input:
+            latents = batch.scheduler.scale_model_input(latents, t)
         if not batch.do_classifier_free_guidance:
             return self.predict(model, latents, t, batch, "cond")
         if self.cfg == "batched":

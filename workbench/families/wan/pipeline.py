@@ -5,7 +5,9 @@ LatentPreparation -> Denoising -> Decoding.
 
 What is Wan-specific lives in four small functions below: prompt cleaning and encoding,
 the latent shape, one transformer call, and decoding. With `transformer_2` and a
-`boundary_ratio` in the manifest (Wan 2.2), the same class runs two experts.
+`boundary_ratio` in the manifest (Wan 2.2), the same class runs two experts: the first
+(high-noise) expert while t >= boundary_ratio * num_train_timesteps, then the second with
+`guidance_scale_2`. The image-to-video pipeline (`families/wan_i2v`) subclasses this one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 
 import torch
 
+from workbench.errors import ManifestError
 from workbench.runtime import validators as V
 from workbench.runtime.batch import ForwardBatch
 from workbench.runtime.manifest import Manifest
@@ -75,6 +78,19 @@ class NativeWanPipeline(ComposedPipeline):
             required.append("transformer_2")
         return required
 
+    def load_modules(self) -> None:
+        if self.manifest.metadata.get("expand_timesteps"):
+            # Wan 2.2 TI2V-5B: per-token timesteps, not ported; refuse before loading rather than run it wrongly.
+            raise ManifestError(f"{self.manifest.path}: expand_timesteps=true (Wan 2.2 TI2V) is not supported "
+                                f"by {type(self).__name__}")
+        super().load_modules()
+
+    def _boundary_needs_two_experts(self, batch: ForwardBatch):
+        if batch.boundary_ratio is not None and self.get_module("transformer_2") is None:
+            return ("boundary_ratio", "to be set only for a two-expert model (transformer_2 in model_index.json)",
+                    repr(batch.boundary_ratio))
+        return None
+
     # ---- Wan-specific pieces ----------------------------------------------------------
     def encode_prompts(self, prompts: list[str], batch: ForwardBatch):
         length = batch.max_sequence_length
@@ -94,20 +110,27 @@ class NativeWanPipeline(ComposedPipeline):
                 (batch.num_frames - 1) // cfg.scale_factor_temporal + 1,
                 batch.height // cfg.scale_factor_spatial, batch.width // cfg.scale_factor_spatial)
 
-    def predict_noise(self, model, latents, t, batch: ForwardBatch, branch: str) -> torch.Tensor:
+    def predict_noise(self, model, latents, t, batch: ForwardBatch, branch: str, **conditioning) -> torch.Tensor:
+        """One transformer call; `conditioning` holds extra model inputs (I2V image embeddings)."""
         if branch == "both":
             embeds = torch.cat([batch.negative_prompt_embeds, batch.prompt_embeds])
         else:
             embeds = batch.prompt_embeds if branch == "cond" else batch.negative_prompt_embeds
         return model(hidden_states=latents.to(model.dtype), timestep=t.expand(latents.shape[0]),
-                     encoder_hidden_states=embeds, return_dict=False)[0]
+                     encoder_hidden_states=embeds, return_dict=False, **conditioning)[0]
+
+    def latent_statistics(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE's per-channel latent mean and 1/std, as the official pipelines build them."""
+        cfg = self.vae.config
+        shape = (1, cfg.z_dim, 1, 1, 1)
+        mean = torch.tensor(cfg.latents_mean).view(shape).to(like.device, like.dtype)
+        inv_std = 1.0 / torch.tensor(cfg.latents_std).view(shape).to(like.device, like.dtype)
+        return mean, inv_std
 
     def decode(self, latents: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         vae = self.vae
         latents = latents.to(vae.dtype)
-        shape = (1, vae.config.z_dim, 1, 1, 1)
-        mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
-        inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(shape).to(latents.device, latents.dtype)
+        mean, inv_std = self.latent_statistics(latents)
         video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
         # [B, C, F, H, W] in [-1, 1] -> frames [B, F, H, W, C] in [0, 1]
         return (video * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).float()
@@ -119,10 +142,16 @@ class NativeWanPipeline(ComposedPipeline):
         return experts
 
     # ---- composition ------------------------------------------------------------------
+    def input_validation(self, rules=WAN_RULES, cross_checks=(), loaders=None) -> InputValidationStage:
+        """Wan's request checks; `boundary_ratio` defaults to the manifest's (Wan 2.2)."""
+        return InputValidationStage(
+            rules, cross_checks=(_guidance_2_needs_boundary, self._boundary_needs_two_experts, *cross_checks),
+            model_defaults=lambda: {"boundary_ratio": self.manifest.metadata.get("boundary_ratio")},
+            loaders=loaders)
+
     def create_pipeline_stages(self):
         return [
-            InputValidationStage(WAN_RULES, cross_checks=(_guidance_2_needs_boundary,),
-                                 model_defaults=lambda: {"boundary_ratio": self.manifest.metadata.get("boundary_ratio")}),
+            self.input_validation(),
             TextEncodingStage(self.encode_prompts),
             ConditioningStage(lambda: self.transformer.dtype),
             TimestepPreparationStage(lambda: self.scheduler),
