@@ -52,16 +52,7 @@ def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mo
                            module_setup=fast.module_setup, compile_modules=fast.compile_modules if compile else ())
         pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, **options)
         _PIPELINES[key] = pipe
-<<<<<<< HEAD
-    # Stages copied `progress` when they were built; a cached pipeline must follow this call's
-    # choice (a notebook cell would otherwise print a tqdm widget per run).
-    pipe.progress = progress
-    for stage in pipe.stages:
-        if hasattr(stage, "progress"):
-            stage.progress = progress
-=======
     pipe.progress = progress  # reaches the stages that draw a bar (a cached pipeline outlives a call)
->>>>>>> main
     return pipe
 
 
