@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("generate", "workbench.commands.generate", "generate media with the native pipeline"),
     ("bless", "workbench.commands.bless", "regenerate golden artifacts in reference_outputs/"),
     ("run", "workbench.commands.run", "execute a family's notebooks headless (papermill) into runs/"),
+    ("sweep", "workbench.commands.sweep", "parity or generation over a parameter grid, locally or on Ray"),
     ("lab", "workbench.commands.lab", "start or stop JupyterLab on 127.0.0.1 with a token"),
     ("perf", "workbench.commands.perf", "record performance runs, compare them with baselines, reseed baselines"),
     ("trace-diff", "workbench.commands.trace_diff", "first divergent module between two activation traces"),

@@ -7,19 +7,22 @@ recorded with its failing cell and the remaining notebooks still run. The run di
 gets a `summary.txt` and an `index.html` that links the executed notebooks and the files
 they wrote.
 
-The kernel is the `python3` kernel spec, started in the run directory (the notebooks'
-relative `out_dir` lands there). It inherits this process's environment, so
+Each (family, notebook) is one task for an executor (workbench/executors.py): threads in
+this process by default, or one Ray task each. The kernel is the `python3` kernel spec,
+started in the run directory (the notebooks' relative `out_dir` lands
+there). It inherits the environment of the process that starts it, so
 `kernel_environment()` puts this checkout on PYTHONPATH and drops MPLBACKEND (a
 non-inline backend such as agg strips the figures from the outputs).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import html
 import json
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -27,24 +30,14 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from workbench.errors import ParameterError, WorkbenchError
+from workbench.run_report import STAMP_SUFFIX, RunResult, status_line, write_index
 
 KERNEL = "python3"
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-STAMP_SUFFIX = ".run.json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 DEFAULT_JOBS = min(2, os.cpu_count() or 1)
-
-
-@dataclass
-class NotebookResult:
-    family: str
-    name: str              # notebook stem, e.g. 01_pipeline_wiring
-    status: str            # ok | skipped | failed
-    seconds: float | None
-    output: Path           # the executed notebook
-    detail: str = ""       # for a failure: "cell N (In [k]): Error: message"
 
 
 # ---- selection and parameters --------------------------------------------------------------
@@ -114,19 +107,43 @@ def fingerprint(path: Path, parameters: Mapping[str, Any]) -> str:
     return h.hexdigest()
 
 
+def notebook_device(path: Path, parameters: Mapping[str, Any]) -> str:
+    """Where the notebook computes: its `device` as set, else as its parameters cell declares."""
+    if "device" in parameters:
+        return str(parameters["device"])
+    try:
+        return str(ast.literal_eval(declared_parameters(path).get("device", "'cpu'")))
+    except (ValueError, SyntaxError):
+        return "cpu"
+
+
 # ---- execution --------------------------------------------------------------------------
+_environment_lock = threading.Lock()
+_environment_users = 0
+_environment_saved: dict[str, str] = {}
+
+
 @contextmanager
 def kernel_environment() -> Iterator[None]:
-    """Kernels inherit os.environ: run them against this checkout, with the inline backend."""
-    saved = dict(os.environ)
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in paths if p != str(REPO_ROOT)])
-    os.environ.pop("MPLBACKEND", None)
+    """Kernels inherit os.environ: run them against this checkout, with the inline backend.
+
+    Notebooks running in threads each enter it: the first sets it, the last restores it."""
+    global _environment_users, _environment_saved
+    with _environment_lock:
+        if not _environment_users:
+            _environment_saved = dict(os.environ)
+            paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in paths if p != str(REPO_ROOT)])
+            os.environ.pop("MPLBACKEND", None)
+        _environment_users += 1
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        with _environment_lock:
+            _environment_users -= 1
+            if not _environment_users:
+                os.environ.clear()
+                os.environ.update(_environment_saved)
 
 
 def check_kernel() -> None:
@@ -152,8 +169,11 @@ def describe_failure(exc: BaseException) -> str:
 def execute(path: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) -> str:
     """Run one notebook into `output`, written whole also when it fails; '' or the failure.
 
-    A notebook that failed before papermill wrote anything (e.g. the kernel did not start)
-    is left as its source, so the link in the index still opens."""
+    The kernel starts in `cwd` through nbclient's `resources` path, not papermill's `cwd=`:
+    that one chdirs the whole process, and notebooks run in threads would start their
+    kernels in each other's directories. A notebook that failed before papermill wrote
+    anything (e.g. the kernel did not start) is left as its source, so the link in the
+    index still opens."""
     import papermill
 
     from workbench.io import atomic_path
@@ -179,7 +199,7 @@ def _read_stamp(stamp: Path) -> dict[str, Any]:
         return {}
 
 
-def run_notebook(family: str, path: Path, parameters: Mapping[str, Any], out: Path, force: bool) -> NotebookResult:
+def run_notebook(family: str, path: Path, parameters: Mapping[str, Any], out: Path, force: bool) -> RunResult:
     """One notebook: skipped when its stamp is current, else executed and stamped."""
     from workbench.io import atomic_write_text
 
@@ -187,105 +207,90 @@ def run_notebook(family: str, path: Path, parameters: Mapping[str, Any], out: Pa
     key = fingerprint(path, parameters)
     previous = _read_stamp(stamp)
     if not force and output.is_file() and previous.get("fingerprint") == key and previous.get("status") == "ok":
-        return NotebookResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)")
+        return RunResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)")
     start = time.perf_counter()
     failure = execute(path, output, parameters, cwd=out)
-    result = NotebookResult(family, path.stem, "failed" if failure else "ok", time.perf_counter() - start,
-                            output, failure)
+    result = RunResult(family, path.stem, "failed" if failure else "ok", time.perf_counter() - start,
+                       output, failure)
     atomic_write_text(stamp, json.dumps({"fingerprint": key, "parameters": dict(parameters),
                                          **{k: v for k, v in asdict(result).items() if k != "output"}},
                                         indent=1, default=str) + "\n")
     return result
 
 
+@dataclass(frozen=True)
+class NotebookTask:
+    """One notebook of one family, for an executor. A notebook inside this checkout is
+    named relative to it, so a Ray worker finds it in the checkout shipped to it."""
+
+    family: str
+    notebook: Path
+    parameters: dict[str, Any]
+    out: Path
+    force: bool = False
+    device: str = "cpu"
+    cpus: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}/{self.notebook.stem}"
+
+    def __call__(self) -> RunResult:
+        with kernel_environment():
+            return run_notebook(self.family, REPO_ROOT / self.notebook, self.parameters, self.out, self.force)
+
+
+def run_notebooks(outs: Mapping[str, Path], selection: Sequence[str] | None = None,
+                  settings: Mapping[str, Any] | None = None, force: bool = False, progress: bool = True,
+                  executor=None, notebooks_dir: Path = NOTEBOOKS_DIR,
+                  strict: bool = True) -> dict[str, list[RunResult]]:
+    """Execute the selected notebooks of each family (family -> its run directory) as one
+    batch of tasks on `executor` (default: `DEFAULT_JOBS` kernels at once in this process);
+    each run directory gets its summary.txt and index.html."""
+    from workbench import registry
+    from workbench.executors import LocalExecutor
+
+    for family in outs:
+        registry.get_family(family)
+    paths = discover(selection, notebooks_dir)
+    parameters = {family: notebook_parameters(paths, family, dict(settings or {}), strict) for family in outs}
+    check_kernel()
+    tasks = []
+    for family, out in outs.items():
+        out = Path(out).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        for path, values in parameters[family].items():
+            name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+            tasks.append(NotebookTask(family, name, values, out, force, notebook_device(path, values)))
+    results: dict[str, RunResult] = {}
+    desc = next(iter(outs)) if len(outs) == 1 else f"{len(outs)} families"
+    for done in (executor or LocalExecutor(DEFAULT_JOBS)).run(tasks, desc=desc, progress=progress):
+        task = done.task
+        result = results[task.key] = done.result or RunResult(task.family, task.notebook.stem, "failed", None,
+                                                              task.out / task.notebook.name, done.error)
+        if progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(status_line(result))
+    by_family = {family: [results[t.key] for t in tasks if t.family == family] for family in outs}
+    for family, out in outs.items():
+        write_index(Path(out), by_family[family])
+    return by_family
+
+
 def run_family(family: str, selection: Sequence[str] | None = None, settings: Mapping[str, Any] | None = None,
                out: Path | None = None, force: bool = False, progress: bool = True, jobs: int = 1,
-               notebooks_dir: Path = NOTEBOOKS_DIR, strict: bool = True) -> list[NotebookResult]:
+               notebooks_dir: Path = NOTEBOOKS_DIR, strict: bool = True, executor=None) -> list[RunResult]:
     """Execute the selected notebooks for `family` into `out` (default runs/<family>).
 
     Notebooks are independent (each has its own kernel), so `jobs` > 1 runs that many at
     once: a fresh kernel spends most of its time importing torch and diffusers on one core.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from workbench.executors import LocalExecutor
 
-    from tqdm.auto import tqdm
-
-    from workbench import registry
-
-    registry.get_family(family)
-    if jobs < 1:
-        raise ParameterError(f"--jobs {jobs}: expected 1 or more")
-    out = Path(out or Path("runs") / family).resolve()
-    paths = discover(selection, notebooks_dir)
-    parameters = notebook_parameters(paths, family, dict(settings or {}), strict)
-    check_kernel()
-    out.mkdir(parents=True, exist_ok=True)
-    results: dict[Path, NotebookResult] = {}
-    bar = tqdm(total=len(paths), desc=family, unit="notebook", disable=not progress)
-    with kernel_environment(), ThreadPoolExecutor(max_workers=jobs) as pool:
-        running = {pool.submit(run_notebook, family, p, parameters[p], out, force): p for p in paths}
-        for done in as_completed(running):
-            result = results[running[done]] = done.result()
-            bar.update()
-            if progress:
-                tqdm.write(status_line(result))
-    bar.close()
-    ordered = [results[p] for p in paths]
-    write_index(out, ordered)
-    return ordered
-
-
-# ---- reporting -------------------------------------------------------------------------
-def status_line(r: NotebookResult) -> str:
-    seconds = "-" if r.seconds is None else f"{r.seconds:.1f}s"
-    text = f"{r.family}/{r.name}: {r.status.upper() if r.status == 'failed' else r.status} ({seconds})"
-    return text + (f" {r.detail}" if r.detail and r.status == "failed" else "")
-
-
-def summary_table(results: Sequence[NotebookResult]) -> str:
-    rows = [("family", "notebook", "status", "seconds", "detail")]
-    rows += [(r.family, r.name, r.status.upper() if r.status == "failed" else r.status,
-              "-" if r.seconds is None else f"{r.seconds:.1f}", r.detail) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
-    lines.insert(1, "-" * len(lines[0].rstrip()))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _written_files(directory: Path, exclude: set[Path]) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p not in exclude
-                  and not p.name.startswith(".") and not p.name.endswith(STAMP_SUFFIX) and p.name not in ("index.html", "summary.txt"))
-
-
-def write_index(directory: Path, results: Sequence[NotebookResult]) -> Path:
-    """`index.html` (a status table linking the executed notebooks, then the files they
-    wrote) and `summary.txt` (the same table as text)."""
-    from workbench.io import atomic_write_text
-
-    directory = Path(directory)
-    atomic_write_text(directory / "summary.txt", summary_table(results) + "\n")
-    rows = []
-    for r in results:
-        link = os.path.relpath(r.output, directory)
-        seconds = "-" if r.seconds is None else f"{r.seconds:.1f}"
-        rows.append(f"<tr class='{r.status}'><td>{html.escape(r.family)}</td>"
-                    f"<td><a href='{html.escape(link)}'>{html.escape(r.name)}</a></td>"
-                    f"<td>{r.status}</td><td>{seconds}</td><td>{html.escape(r.detail)}</td></tr>")
-    files = _written_files(directory, {r.output for r in results})
-    links = "".join(f"<li><a href='{html.escape(os.path.relpath(f, directory))}'>"
-                    f"{html.escape(os.path.relpath(f, directory))}</a></li>" for f in files)
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>workbench run</title>
-<style>body{{font-family:sans-serif}} td,th{{padding:2px 10px;text-align:left}}
-tr.failed{{background:#fdd}} tr.ok{{background:#efe}}</style></head>
-<body><h1>workbench run</h1>
-<table><tr><th>family</th><th>notebook</th><th>status</th><th>seconds</th><th>detail</th></tr>
-{chr(10).join(rows)}
-</table>
-<h2>Reports and media</h2><ul>{links or '<li>none</li>'}</ul>
-</body></html>
-"""
-    return atomic_write_text(directory / "index.html", page)
+    out = Path(out or Path("runs") / family)
+    return run_notebooks({family: out}, selection, settings, force, progress, executor or LocalExecutor(jobs),
+                         notebooks_dir, strict)[family]
 
 
 # ---- blessed copies for nbval --------------------------------------------------------------

@@ -61,10 +61,19 @@ def build_reference(family, out: Path, scale: str = "tiny") -> Path:
 
 
 def ensure_reference(family, scale: str = "tiny") -> Path:
-    """The cached reference directory for `family`, built on first use."""
+    """The cached reference directory for `family`, built on first use, once: processes
+    that need it at the same time (parallel sweep workers) wait for the one that builds it
+    instead of swapping their own build in under its readers."""
+    import fcntl
+
     path = cache_root() / "references" / f"{family.name}-{scale}-{builder_fingerprint(family)}"
-    if not (path / "converted" / "model_index.json").is_file():
-        build_reference(family, path, scale)
+    built = path / "converted" / "model_index.json"
+    if not built.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not built.is_file():
+                build_reference(family, path, scale)
     return path
 
 

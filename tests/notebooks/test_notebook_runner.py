@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ import pytest
 from conftest import REPO, kernel_env, write_notebook
 from workbench import notebooks as runner
 from workbench.errors import ParameterError, WorkbenchError
+from workbench.executors import LocalExecutor
+from workbench.run_report import summary_table
 
 
 def test_failure_names_notebook_and_cell_and_the_others_still_run(tiny_notebooks, tmp_path):
@@ -28,13 +31,30 @@ def test_failure_names_notebook_and_cell_and_the_others_still_run(tiny_notebooks
     assert failed.detail == "cell 3 (In [4]): ValueError: boom: a parity number moved"
     executed = nbformat.read(out / "02_fails.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0]["ename"] == "ValueError"  # the failed notebook is kept, with its error
-    table = runner.summary_table(results)
+    table = summary_table(results)
     assert "02_fails  FAILED" in table and "cell 3 (In [4]): ValueError" in table
     index = (out / "index.html").read_text()
     assert "href='01_hello.ipynb'" in index and "href='02_fails.ipynb'" in index
     assert "href='artifacts/report.html'" in index  # files a notebook wrote, relative to its working directory
     assert (out / "artifacts" / "report.html").is_file()
     assert (out / "summary.txt").read_text() == table + "\n"
+
+
+def test_notebooks_in_parallel_each_run_in_their_own_directory(tmp_path):
+    """papermill's `cwd=` chdirs the whole process; parallel notebooks must not share it."""
+    nbs = tmp_path / "nbs"
+    for name in ("01_a", "02_b"):
+        write_notebook(nbs / f"{name}.ipynb", 'family: str = "x"  # family',
+                       "import os\nfrom pathlib import Path\nPath('where.txt').write_text(os.getcwd())")
+    outs = {family: tmp_path / "runs" / family for family in ("wan_t2v", "stable_audio")}
+    cwd = os.getcwd()
+
+    by_family = runner.run_notebooks(outs, progress=False, executor=LocalExecutor(2), notebooks_dir=nbs)
+
+    assert os.getcwd() == cwd
+    assert [r.status for results in by_family.values() for r in results] == ["ok"] * 4
+    for out in outs.values():
+        assert (out / "where.txt").read_text() == str(out.resolve())
 
 
 def test_up_to_date_notebooks_are_skipped_until_forced_or_changed(tiny_notebooks, tmp_path):
@@ -137,6 +157,7 @@ def test_cli_runs_the_wiring_notebook_of_the_default_family(tmp_path):
     assert "steps  = 2" in printed and "finite=True" in printed
     again = _cli("run", "--all", "--notebooks", "01", "--set", "steps=2", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "wan_t2v  01_pipeline_wiring  skipped" in again.stdout  # same notebook, parameters and code
+    # same notebook, parameters and code (the family column is as wide as the longest registered name)
+    assert re.search(r"^wan_t2v +01_pipeline_wiring +skipped", again.stdout, re.M), again.stdout
     assert "index: runs/index.html" in again.stdout
     assert "href='wan_t2v/01_pipeline_wiring.ipynb'" in (tmp_path / "runs" / "index.html").read_text()

@@ -30,3 +30,20 @@ def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if overrides:
         request["stage_overrides"] = overrides
     return request
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    from workbench.executors import DEFAULT_MAX_RETRIES, EXECUTORS
+
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="local: this machine (default); ray: one Ray task per item (pip install 'workbench[ray]')")
+    p.add_argument("--address", help="with --executor ray: the cluster to use, e.g. ray://head:10001 or head:6379 "
+                                      "(default: $RAY_ADDRESS, else a private local instance on 127.0.0.1)")
+    p.add_argument("--max-retries", type=int, default=DEFAULT_MAX_RETRIES,
+                   help="with --executor ray: reruns of a task whose worker died (default: %(default)s)")
+
+
+def executor_from_args(args: argparse.Namespace, jobs: int = 1):
+    from workbench.executors import make_executor
+
+    return make_executor(args.executor, address=args.address, max_retries=args.max_retries, jobs=jobs)

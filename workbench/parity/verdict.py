@@ -94,10 +94,13 @@ class Verdict:
             "gates": self.gates,
         }
 
+    def to_json_text(self) -> str:
+        """Keys sorted, floats at full repr precision, non-finite as strings."""
+        return json.dumps(_finite_json(self.to_dict()), indent=1, sort_keys=True, allow_nan=False, default=str) + "\n"
+
     def to_json(self, path: str | Path) -> Path:
-        """Write atomically; keys sorted, floats at full repr precision, non-finite as strings."""
-        text = json.dumps(_finite_json(self.to_dict()), indent=1, sort_keys=True, allow_nan=False, default=str)
-        return atomic_write_text(path, text + "\n")
+        """Write `to_json_text()` atomically."""
+        return atomic_write_text(path, self.to_json_text())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Verdict":
