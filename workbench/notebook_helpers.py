@@ -192,7 +192,7 @@ class MediaHooks(PipelineHooks):
 
     def on_stage_end(self, stage, batch):
         for field_name, (checkpoint, kind) in stage.captures.items():
-            value = getattr(batch, field_name, None)
+            value = getattr(batch, field_name) if hasattr(batch, field_name) else batch.extra.get(field_name)
             if kind in MEDIA_KINDS and isinstance(value, torch.Tensor):
                 self.media[checkpoint] = value.detach().cpu()
 
@@ -349,54 +349,51 @@ def print_provenance(family_name: str, preset: str | None = None, request: Mappi
 class LintResult:
     preset: str
     problems: list[str]
+    left_to_request: list[str] = field(default_factory=list)  # required inputs a preset need not ship
 
 
 def lint_presets(family_name: str) -> list[LintResult]:
     """Beyond registration (declared keys): each preset's resolved request passes the
-    pipeline's input validation, fills the media contract, and its stage schemas name
-    stages of the chain."""
+    pipeline's field rules, and its stage schemas name stages of the chain. A required
+    field that is unset and not in the preset (an I2V image) is left to the request.
+    Cross-checks against the loaded model are not run: the tiny build would refuse a
+    full-size preset's geometry."""
     from workbench import registry
-    from workbench.errors import StageVerificationError
 
     f = _family(family_name)
     pipe = _pipeline(f)
     first = pipe.stages[0]
     results = []
     for p in registry.PRESETS.for_family(f.name):
-        problems = []
+        result = LintResult(f"{p.name}@v{p.version}", [])
         try:
             p.lint()
-            params = f.sampling_params(p.name, version=p.version)
-            first.verify(params.to_batch(), first.input_checks(params.to_batch()))
-        except (WorkbenchError, StageVerificationError) as exc:
-            problems.append(str(exc))
+            batch = f.sampling_params(p.name, version=p.version).to_batch()
+        except WorkbenchError as exc:
+            result.problems.append(str(exc))
         else:
-            media = f.media(params)
-            empty = [k for k, v in _flat(media).items() if v is None]
-            if empty:
-                problems.append(f"media contract fields without a value: {empty}")
+            for name, validator in first.input_checks(batch).items():
+                value = getattr(batch, name) if hasattr(batch, name) else batch.extra.get(name)
+                problem = validator(value)
+                if problem is None:
+                    continue
+                if value is None and name not in p.defaults:
+                    result.left_to_request.append(name)
+                else:
+                    result.problems.append(f"{name}: expected {validator.expected}, got {problem}")
         unknown = sorted(set(p.stage_schemas) - set(pipe.stage_names))
         if unknown:
-            problems.append(f"stage_schemas name stages not in the chain: {unknown}")
-        results.append(LintResult(f"{p.name}@v{p.version}", problems))
+            result.problems.append(f"stage_schemas name stages not in the chain: {unknown}")
+        results.append(result)
     return results
-
-
-def _flat(media) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    out = {}
-    for key, value in asdict(media).items():
-        if isinstance(value, dict):
-            out.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            out[key] = value
-    return out
 
 
 def print_lint(results: Sequence[LintResult]) -> None:
     for r in results:
-        print(f"{r.preset:<28} " + ("ok" if not r.problems else "FAIL: " + "; ".join(r.problems)))
+        status = "FAIL: " + "; ".join(r.problems) if r.problems else "ok"
+        if r.left_to_request:
+            status += f" (left to the request: {', '.join(r.left_to_request)})"
+        print(f"{r.preset:<28} {status}")
 
 
 def show_refusals(family_name: str, preset: str | None = None) -> None:
@@ -460,11 +457,24 @@ class Sweep:
     sampling_rate: int | None
 
 
+def accepts(family_name: str, preset: str | None, request: Mapping[str, Any]) -> bool:
+    """Whether the pipeline's input validation stage (field rules and cross-checks, e.g. a
+    minimum step count) accepts this request."""
+    f = _family(family_name)
+    try:
+        _pipeline(f).stages[0](f.sampling_params(preset, request).to_batch())
+    except WorkbenchError:
+        return False
+    return True
+
+
 def sweep_grid(family_name: str, preset: str | None = None) -> tuple[list[int], list[float]]:
-    """A fixed grid around the preset: steps {1, s, 2s} x guidance {1 (no CFG), g}."""
+    """A fixed grid around the preset: steps {1, s, 2s} x guidance {1 (no CFG), g}, less the
+    step counts the pipeline refuses."""
     params = _family(family_name).sampling_params(preset)
     s, g = params.num_inference_steps, params.guidance_scale
-    return sorted({1, s, 2 * s}), sorted({1.0, float(g)})
+    steps = [n for n in sorted({1, s, 2 * s}) if accepts(family_name, preset, {"num_inference_steps": n})]
+    return steps, sorted({1.0, float(g)})
 
 
 def run_sweep(family_name: str, preset: str | None = None, device: str = "cpu", seed: int = 0,
@@ -515,7 +525,8 @@ def slider_specs(family_name: str, preset: str | None = None, device: str = "cpu
     f = _family(family_name)
     params = f.sampling_params(preset, request)
     s, g = params.num_inference_steps, float(params.guidance_scale or 1.0)
-    specs = {"steps": (1, max(4 * s, 8), 1, s), "guidance": (0.0, max(2.0 * g, 10.0), 0.5, g)}
+    fewest = next(n for n in range(1, s + 1) if accepts(family_name, preset, {"num_inference_steps": n}))
+    specs = {"steps": (fewest, max(4 * s, 8), 1, s), "guidance": (0.0, max(2.0 * g, 10.0), 0.5, g)}
     shift = params.flow_shift
     if shift is None:
         shift = _pipeline(f, device).scheduler.config.get("flow_shift")
@@ -531,6 +542,9 @@ def tuning_widget(family_name: str, preset: str | None = None, device: str = "cp
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
+    # Warm-up outside the widget: a pipeline's first run can print one-time library output,
+    # and inside the widget's output capture that stalled a headless kernel (ltx2, papermill).
+    generate_sample(family_name, preset, device, request)
     sliders = {}
     for name, (lo, hi, step, value) in slider_specs(family_name, preset, device, request).items():
         cls = widgets.IntSlider if isinstance(value, int) else widgets.FloatSlider

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from tests.notebooks.conftest import REPO
 from workbench import lab as lab_mod
 from workbench.errors import WorkbenchError
 

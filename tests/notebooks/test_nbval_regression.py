@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import REPO, kernel_env
+from tests.notebooks.conftest import REPO, kernel_env
 from workbench import registry
 
 REFERENCE = REPO / "reference_outputs" / "notebooks"
@@ -41,6 +41,27 @@ def _cells(path: Path) -> list[tuple[str, list[str]]]:
     nb = nbformat.read(path, as_version=4)
     return [(c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells
             if "injected-parameters" not in c.metadata.get("tags", [])]
+
+
+def test_every_sanitize_rule_is_read_by_nbval():
+    """nbval reads "regex: X" directly followed by "replace: Y" (with the space); a rule it
+    cannot read is silently dropped."""
+    import re
+
+    from nbval.plugin import get_sanitize_patterns
+
+    text = SANITIZE.read_text()
+    rules = dict(get_sanitize_patterns(text))
+    assert len(rules) == text.count("\n[") + text.startswith("[") == 6
+
+    def sanitize(s):
+        for regex, replace in rules.items():
+            s = re.sub(regex, replace, s)
+        return s
+
+    warning = "/venv/lib/site-packages/torch/x.py:144: FutureWarning: old\n  x.apply()\n"
+    assert sanitize(warning + "at 0x7f3a2b1c9d00 in /tmp/pytest-3/a.txt") == "<library warning>at 0xADDRESS in TMPPATH"
+    assert sanitize("mean 4.633e-01 max_abs 0.000e+00") == "mean 4.633e-01 max_abs 0.000e+00"  # numbers untouched
 
 
 @pytest.mark.parametrize("family", sorted(registry.FAMILIES))

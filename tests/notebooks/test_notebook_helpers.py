@@ -72,9 +72,16 @@ def test_preset_lint_catches_invalid_values_and_unknown_stages(monkeypatch):
     monkeypatch.setattr(registry, "PRESETS", table)
     problems = {r.preset: r.problems for r in nb.lint_presets("wan_t2v")}
     assert problems["tiny-ci@v1"] == []
-    assert problems["bad@v1"] == [
-        "stage 'InputValidationStage': field 'height' expected a positive multiple of 16, got 30",
-        "stage_schemas name stages not in the chain: ['NoSuchStage']"]
+    assert problems["bad@v1"] == ["height: expected a positive multiple of 16, got 30",
+                                  "stage_schemas name stages not in the chain: ['NoSuchStage']"]
+
+
+def test_lint_leaves_required_inputs_a_preset_does_not_ship_to_the_request(capsys):
+    results = {r.preset: r for r in nb.lint_presets("wan_i2v")}
+    full = results["wan2.1-i2v-14b-480p@v1"]
+    assert (full.problems, full.left_to_request) == ([], ["image"])
+    nb.print_lint([full])
+    assert capsys.readouterr().out == "wan2.1-i2v-14b-480p@v1       ok (left to the request: image)\n"
 
 
 def test_refusals_and_overrides_are_shown_with_their_messages(capsys):
@@ -132,3 +139,10 @@ def test_media_figures_cover_frames_waveforms_and_joint_media():
     assert len(joint.axes) == 9 and joint.get_size_inches().tolist() == [14.4, 4.8]
     assert len(plot_stage_timings({"A": 0.1, "B": 0.2}).axes) == 1
     assert len(plot_sweep([[{"waveform": wave}, {"frames": frames}]], ["r"], ["a", "b"], 16000).axes) == 2
+
+
+def test_sweep_and_sliders_keep_to_step_counts_the_pipeline_accepts():
+    assert nb.accepts("wan_t2v", None, {"num_inference_steps": 1})
+    assert not nb.accepts("ltx2", None, {"num_inference_steps": 1})  # its schedule needs two steps
+    assert nb.sweep_grid("ltx2")[0] == [3, 6]
+    assert nb.slider_specs("ltx2")["steps"][:2] == (2, 12)

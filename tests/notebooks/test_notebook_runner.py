@@ -12,7 +12,7 @@ import sys
 import nbformat
 import pytest
 
-from conftest import REPO, kernel_env, write_notebook
+from tests.notebooks.conftest import REPO, kernel_env, write_notebook
 from workbench import notebooks as runner
 from workbench.errors import ParameterError, WorkbenchError
 from workbench.executors import LocalExecutor

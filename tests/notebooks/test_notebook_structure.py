@@ -9,7 +9,7 @@ import nbformat
 import papermill
 import pytest
 
-from conftest import REPO
+from tests.notebooks.conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Calls whose output depends on the machine or the clock (timing, widgets, embedded media).
