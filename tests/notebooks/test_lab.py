@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import time
@@ -41,10 +40,9 @@ def test_stop_never_signals_a_process_that_does_not_run_the_recorded_command(tmp
 
 
 def _requires_jupyterlab():
+    """`make test` installs the `lab` extra: without it this is a setup gap, not a pass."""
     if importlib.util.find_spec("jupyterlab") is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI installs the `lab` extra; jupyterlab must be importable here")
-        pytest.skip("jupyterlab (the `lab` extra) is not installed in this environment")
+        pytest.fail("jupyterlab (the `lab` extra) is not installed; run the suite through `make test`")
 
 
 def _run_in_kernel(port: int, token: str, code: str) -> str:
@@ -100,7 +98,7 @@ def test_start_requires_the_token_and_stop_ends_it(tmp_path, monkeypatch):
         environ = Path(f"/proc/{first.pid}/environ").read_bytes().split(b"\0")
         assert b"CUDA_VISIBLE_DEVICES=3" in environ
         assert not any(first.token in c for c in first.cmd)  # the token is not visible in `ps`
-        assert f"--ip=127.0.0.1" in first.cmd
+        assert "--ip=127.0.0.1" in first.cmd
         printed = _run_in_kernel(first.port, first.token,
                                  "import workbench, matplotlib; print(workbench.__file__); print(matplotlib.get_backend())")
         assert printed.splitlines() == [str(REPO / "workbench" / "__init__.py"),
