@@ -3,6 +3,7 @@ sidecar that records the media contract and the parameters; reading conditioning
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import tempfile
 from dataclasses import asdict, is_dataclass
@@ -29,10 +30,14 @@ def write_video(frames: torch.Tensor, path: Path, fps: int) -> Path:
     path = Path(path)
     if path.suffix not in VIDEO_SUFFIXES:
         raise ParameterError(f"--out {path}: expected a video file ending in {' or '.join(VIDEO_SUFFIXES)}")
+    if path.suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise ParameterError(f"--out {path}: mp4 needs the imageio-ffmpeg package (a declared dependency: "
+                             "pip install imageio-ffmpeg==0.8.1); or write a .gif, or PNGs with --frames-dir")
     with atomic_path(path) as tmp:
         # macro_block_size=1 keeps tiny test sizes (32x32) as they are.
-        with imageio.get_writer(tmp, fps=fps, format="FFMPEG" if path.suffix == ".mp4" else None,
-                                **({"macro_block_size": 1} if path.suffix == ".mp4" else {})) as writer:
+        options = (dict(format="FFMPEG", fps=fps, macro_block_size=1) if path.suffix == ".mp4"
+                   else dict(duration=1000 / fps, loop=0))  # Pillow's GIF writer takes ms per frame
+        with imageio.get_writer(tmp, **options) as writer:
             for frame in to_uint8(frames):
                 writer.append_data(frame)
     return path

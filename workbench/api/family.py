@@ -48,6 +48,9 @@ class FastMode:
 
     module_dtypes: Mapping[str, Any] = field(default_factory=dict)
     module_setup: tuple[tuple[str, str], ...] = ()  # (module, method) called once after loading
+    # Native components that replace the manifest's class (library, class); they load the
+    # official weights through their converter (e.g. the Wan DiT with fused projections).
+    module_classes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     attention_backends: tuple[str, ...] = ("cudnn", "flash", "efficient", "math")
     compile_modules: tuple[str, ...] = ()
     stage_overrides: tuple[tuple[str, str, Any], ...] = ()

@@ -49,7 +49,8 @@ def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mo
         if mode == "fast":
             fast = registry.family_for_manifest(manifest, model_dir).fast
             options = dict(module_dtypes=dict(fast.module_dtypes), attention_backends=fast.attention_backends,
-                           module_setup=fast.module_setup, compile_modules=fast.compile_modules if compile else ())
+                           module_setup=fast.module_setup, compile_modules=fast.compile_modules if compile else (),
+                           module_classes=dict(fast.module_classes))
         pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, **options)
         _PIPELINES[key] = pipe
     pipe.progress = progress  # reaches the stages that draw a bar (a cached pipeline outlives a call)

@@ -1,5 +1,10 @@
-"""Native components (library token `workbench` in a manifest).
+"""Native components (library token `workbench` in a manifest, or FastMode.module_classes).
 
-Empty until a family needs a native module (a faster DiT, say); reused diffusers and
-transformers classes load through their own library tokens.
+A native component reads the official folder: `read_config(folder)` and
+`convert_state_dict(state)` turn the official config and weights into its own, and the
+strict loader refuses anything left over or missing.
 """
+
+from workbench.components.wan_transformer import WanTransformer
+
+__all__ = ["WanTransformer"]

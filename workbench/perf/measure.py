@@ -72,11 +72,16 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, float | None]]:
 
 
 def git_commit() -> str:
+    """HEAD's short hash, with `+dirty` when tracked files differ from it (the measured code is
+    then not that commit), or "unknown" outside a git checkout."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{head}+dirty" if changed else head
 
 
 def make_record(*, model_id: str, workload_id: str, variant_id: str, recipe: dict[str, Any], latency_s: float,

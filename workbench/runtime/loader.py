@@ -105,6 +105,12 @@ def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str
     state = read_state_dict(folder)
     if rename is not None:
         state = {rename(k): v for k, v in state.items()}
+    return load_state_strict(model, state, folder, ignorable_missing)
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], folder: Path,
+                      ignorable_missing: set[str] = frozenset()) -> torch.nn.Module:
+    """The strict part of `load_strict`, for a state dict already read (and converted)."""
     expected = model.state_dict()
     wrong_shape = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
                    for k, v in state.items() if k in expected and expected[k].shape != v.shape]
@@ -133,6 +139,16 @@ def load_diffusers_model(folder: Path, cls: type, device: torch.device) -> torch
     with torch.device(device):
         model = cls.from_config(config)
     return load_strict(model, folder)
+
+
+def load_workbench_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
+    """A native component: its config and weights are the official ones, converted by the
+    class (`read_config`, `convert_state_dict`) and then loaded strictly."""
+    config = cls.read_config(folder)
+    with torch.device(device):
+        model = cls(config)
+    state = cls.convert_state_dict(read_state_dict(folder), source=str(folder))
+    return load_state_strict(model, state, folder)
 
 
 def load_transformers_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
@@ -186,7 +202,7 @@ NAME_LOADERS: dict[str, Callable[[Path, type, torch.device], Any]] = {
 LIBRARY_LOADERS: dict[str, Callable[[Path, type, torch.device], Any]] = {
     "diffusers": load_diffusers_model,
     "transformers": load_transformers_model,
-    "workbench": load_diffusers_model,
+    "workbench": load_workbench_model,
 }
 
 

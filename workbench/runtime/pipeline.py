@@ -20,7 +20,7 @@ from workbench.runtime.batch import ForwardBatch
 from workbench.runtime.device import resolve_device
 from workbench.runtime.hooks import PipelineHooks
 from workbench.runtime.loader import load_module
-from workbench.runtime.manifest import Manifest, read_manifest
+from workbench.runtime.manifest import Manifest, ModuleSpec, read_manifest
 from workbench.runtime.stage import Stage
 
 
@@ -72,6 +72,15 @@ def attention_priority(device: torch.device, backends: tuple[str, ...]):
         torch.backends.cudnn.benchmark = benchmark
 
 
+def compile_module(module: torch.nn.Module) -> None:
+    """torch.compile per repeated block where the model declares them (diffusers'
+    `_repeated_blocks`, the native DiT's blocks): one graph compiled once and reused."""
+    if getattr(module, "_repeated_blocks", None) and hasattr(module, "compile_repeated_blocks"):
+        module.compile_repeated_blocks()
+    else:
+        module.compile()
+
+
 class ComposedPipeline:
     _required_config_modules: tuple[str, ...] = ()
     _optional_config_modules: tuple[str, ...] = ()
@@ -79,7 +88,8 @@ class ComposedPipeline:
     def __init__(self, model_dir: str | Path, *, device: str | torch.device = "auto",
                  module_dtypes: dict[str, torch.dtype] | None = None, progress: bool = True,
                  manifest: Manifest | None = None, attention_backends: tuple[str, ...] = (),
-                 module_setup: tuple[tuple[str, str], ...] = (), compile_modules: tuple[str, ...] = ()):
+                 module_setup: tuple[tuple[str, str], ...] = (), compile_modules: tuple[str, ...] = (),
+                 module_classes: dict[str, tuple[str, str]] | None = None):
         self.model_dir = Path(model_dir)
         self.manifest = manifest or read_manifest(self.model_dir)
         self.device = resolve_device(device)
@@ -87,6 +97,7 @@ class ComposedPipeline:
         self.attention_backends = tuple(attention_backends)
         self.module_setup = tuple(module_setup)
         self.compile_modules = tuple(compile_modules)
+        self.module_classes = dict(module_classes or {})
         self._progress = progress
         self.required_modules: list[str] = self.required_modules_for(self.manifest)
         self.modules: dict[str, Any] = {}
@@ -128,13 +139,16 @@ class ComposedPipeline:
         for name in self.manifest.enabled_modules:
             if name not in known:
                 continue  # a module this pipeline does not use (e.g. an official extra) stays on disk
-            module = load_module(self.model_dir, specs[name], self.device)
+            spec = specs[name]
+            if name in self.module_classes:  # a native class loading the same (official) folder
+                spec = ModuleSpec(name, *self.module_classes[name])
+            module = load_module(self.model_dir, spec, self.device)
             if isinstance(module, torch.nn.Module):
                 module = place_module(module, self.device, self.module_dtypes.get(name))
                 for method in (m for target, m in self.module_setup if target == name):
                     getattr(module, method)()
                 if name in self.compile_modules:
-                    module.compile()
+                    compile_module(module)
             self.modules[name] = module
 
     def initialize_pipeline(self) -> None:

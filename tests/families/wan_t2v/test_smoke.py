@@ -55,6 +55,24 @@ def test_tiny_generation_writes_video_and_metadata(wan_dir, tmp_path):
     assert list(result.stage_timings) == load_pipeline(wan_dir / "converted", device="cpu").stage_names
 
 
+def test_mp4_without_ffmpeg_plugin_says_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    from workbench.errors import ParameterError
+    from workbench.media import write_video
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "imageio_ffmpeg" else real(name, *a))
+    frames = torch.rand(3, 8, 8, 3)
+    with pytest.raises(ParameterError, match=r"v\.mp4: mp4 needs the imageio-ffmpeg package"):
+        write_video(frames, tmp_path / "v.mp4", fps=8)
+    assert not (tmp_path / "v.mp4").exists()
+    from PIL import Image
+
+    with Image.open(write_video(frames, tmp_path / "v.gif", fps=8)) as gif:  # gif needs only Pillow
+        assert gif.n_frames == 3 and abs(gif.info["duration"] - 125) <= 10  # GIF stores centiseconds
+
+
 def test_seed_changes_output_and_same_seed_repeats(wan_dir):
     a = generate("wan_t2v", device="cpu", request={"seed": 1}, progress=False).output
     b = generate("wan_t2v", device="cpu", request={"seed": 1}, progress=False).output

@@ -30,11 +30,12 @@ def video_media(batch) -> VideoMedia:
 
 # Fast mode: bf16 like the official GPU recipe (pipeline in bf16), the VAE decoded in bf16
 # too (the official recipe keeps it fp32; the fast-mode frame tolerance checks the cost),
-# both guidance branches in one batched call, fused QKV projections, cuDNN attention first.
+# both guidance branches in one batched call, the native DiT (workbench/components/
+# wan_transformer.py: fused projections, fp32 RoPE without tables), cuDNN attention first.
 WAN_FAST = FastMode(
     module_dtypes={"text_encoder": torch.bfloat16, "transformer": torch.bfloat16,
                    "transformer_2": torch.bfloat16, "vae": torch.bfloat16},
-    module_setup=(("transformer", "fuse_qkv_projections"), ("transformer_2", "fuse_qkv_projections")),
+    module_classes={"transformer": ("workbench", "WanTransformer"), "transformer_2": ("workbench", "WanTransformer")},
     compile_modules=("transformer", "transformer_2"),
     stage_overrides=(("DenoisingStage", "cfg", "batched"),),
     reference_dtype=torch.bfloat16,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from workbench.api.family import Detector, FamilyConfig, Sourced
 from workbench.api.workload import WorkloadType
 from workbench.families.wan.config import WAN_FAST, video_media
@@ -21,6 +23,10 @@ WAN_I2V_DEFAULTS = {
     "fps": Sourced(16, "pipeline_wan_i2v.py EXAMPLE_DOC_STRING: export_to_video(output, 'output.mp4', fps=16)"),
 }
 
+# The native Wan DiT has no image cross-attention: I2V keeps the diffusers transformer in
+# fast mode, with its own fused projections.
+WAN_I2V_FAST = replace(WAN_FAST, module_classes={}, module_setup=(("transformer", "fuse_qkv_projections"),))
+
 WAN_I2V = FamilyConfig(
     name="wan_i2v",
     workload=WorkloadType.I2V,
@@ -35,5 +41,5 @@ WAN_I2V = FamilyConfig(
     media=video_media,
     output_kind="frames",
     description="Wan 2.1 image-to-video (UMT5 + CLIP vision encoders, Wan DiT with image cross-attention, Wan VAE)",
-    fast=WAN_FAST,
+    fast=WAN_I2V_FAST,
 )
