@@ -3,8 +3,10 @@
 The tokenizer, UMT5 encoder, VAE and scheduler are Wan 2.1's (`families/wan/reference.py`);
 the transformer takes 36 input channels (16 noise + 4 mask + 16 image latent) and CLIP
 image embeddings through its own image cross-attention (`added_kv_proj_dim`), and a
-`CLIPVisionModel` + `CLIPImageProcessor` encode the image (the processor falls back to its
-PIL variant without torchvision).
+`CLIPVisionModel` + `CLIPImageProcessorPil` encode the image: the PIL variant is named
+explicitly because `CLIPImageProcessor` resolves to a torchvision-backed class where
+torchvision is installed (the GPU image) and to the PIL one where it is not (CI), which
+made the two builds' manifests, and so their component records, differ.
 
 Checkpoints beyond Wan 2.1's: `image_embeds` (what the transformer receives as
 `encoder_hidden_states_image`, read with a forward pre-hook) and `image_latents` (the
@@ -50,7 +52,7 @@ IMAGE_PROCESSOR_SIZES = {"tiny": dict(crop_size=32, size=32), "full": dict(crop_
 def build_official(scale: str = "tiny"):
     """The official pipeline from seeded random-init components (image encoder seed 4)."""
     from diffusers import WanImageToVideoPipeline
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
 
     components = wan_reference.build_components(scale)
     transformer = wan_reference.build_transformer(TRANSFORMER_SIZES[scale], seed=1, scale=scale)
@@ -58,7 +60,7 @@ def build_official(scale: str = "tiny"):
         seeded(4)
         image_encoder = CLIPVisionModel(CLIPVisionConfig(**IMAGE_ENCODER_SIZES[scale])).eval()
     return WanImageToVideoPipeline(**components, transformer=transformer, image_encoder=image_encoder,
-                                   image_processor=CLIPImageProcessor(**IMAGE_PROCESSOR_SIZES[scale]))
+                                   image_processor=CLIPImageProcessorPil(**IMAGE_PROCESSOR_SIZES[scale]))
 
 
 def build_reference(out: Path, scale: str = "tiny") -> Path:
