@@ -34,6 +34,9 @@ class StageVerificationError(WorkbenchError):
         msg = f"stage {stage!r}: field {field!r} expected {expected}"
         super().__init__(msg + (f", got {got}" if got is not None else ""))
 
+    def __reduce__(self):  # picklable with its fields (a Ray or process-pool worker raises it across processes)
+        return type(self), (self.stage, self.field, self.expected, self.got)
+
 
 class PerfError(WorkbenchError):
     """An invalid performance record, an unreadable perf store, or a refused reseed."""

@@ -58,6 +58,18 @@ def test_input_check_names_stage_and_field():
         Doubler()(ForwardBatch(latents=torch.ones(2, 2), num_inference_steps=0))
 
 
+def test_stage_error_survives_pickling():
+    """Executors (process pools, Ray) send a worker's exception back pickled."""
+    import pickle
+
+    with pytest.raises(StageVerificationError) as err:
+        Doubler()(ForwardBatch(latents=torch.ones(2, 2, 2), num_inference_steps=3))
+    copy = pickle.loads(pickle.dumps(err.value))
+    assert (copy.stage, copy.field, copy.expected, copy.got) == (err.value.stage, err.value.field,
+                                                                  err.value.expected, err.value.got)
+    assert str(copy) == str(err.value)
+
+
 def test_output_check_catches_nan():
     with pytest.raises(StageVerificationError, match="'Poisoner': field 'latents'.*NaN/Inf"):
         Poisoner()(ForwardBatch(latents=torch.ones(2, 2), num_inference_steps=1))
