@@ -15,22 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from workbench.perf.measure import cuda_seconds
 from workbench.runtime.pipeline import attention_priority
 
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION}
-
-
-def bench(fn, iters: int = 10) -> float:
-    for _ in range(2):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters / 1e3
 
 
 def main() -> None:
@@ -46,14 +35,14 @@ def main() -> None:
     for name, backend in BACKENDS.items():
         try:
             with sdpa_kernel([backend]):
-                seconds = bench(lambda: F.scaled_dot_product_attention(q, k, v))
+                seconds = cuda_seconds(lambda: F.scaled_dot_product_attention(q, k, v))
             out[name] = {"s": seconds, "tflops": flops / seconds / 1e12}
         except RuntimeError as exc:
             out[name] = {"error": str(exc).splitlines()[0]}
     with attention_priority(torch.device("cuda"), ("cudnn", "flash", "efficient", "math")):
-        seconds = bench(lambda: F.scaled_dot_product_attention(q, k, v))
+        seconds = cuda_seconds(lambda: F.scaled_dot_product_attention(q, k, v))
     out["fast-mode priority"] = {"s": seconds, "tflops": flops / seconds / 1e12}
-    out["default"] = {"s": (s := bench(lambda: F.scaled_dot_product_attention(q, k, v))), "tflops": flops / s / 1e12}
+    out["default"] = {"s": (s := cuda_seconds(lambda: F.scaled_dot_product_attention(q, k, v))), "tflops": flops / s / 1e12}
     print(json.dumps(out, indent=2))
 
 

@@ -28,6 +28,7 @@ from workbench.components.wan_transformer import (
 from workbench.families.wan.flops import dit_forward_flops
 from workbench.families.wan.reference import TRANSFORMER_SIZES
 from workbench.io import atomic_write_text
+from workbench.perf.measure import cuda_seconds
 from workbench.runtime.loader import load_state_strict
 from workbench.runtime.pipeline import attention_priority, compile_module, place_module
 
@@ -35,18 +36,6 @@ PEAK_BF16_TFLOPS = 790.0  # measured 8192^3 bf16 matmul on this H200 (device KIN
 LATENT = (16, 21, 60, 104)  # 480x832x81 through the Wan VAE
 TEXT_TOKENS = 512
 FAST_BACKENDS = ("cudnn", "flash", "efficient", "math")
-
-
-def cuda_seconds(fn, iters: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters / 1e3
 
 
 def kernel_breakdown(fn) -> dict:

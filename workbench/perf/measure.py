@@ -29,6 +29,19 @@ def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+def cuda_seconds(fn: Callable[[], Any], iters: int = 10, warmup: int = 2) -> float:
+    """Mean seconds per call of `fn` on the current CUDA stream (events, after warm-up calls)."""
+    for _ in range(warmup):
+        fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters / 1e3
+
+
 class ModuleTimer:
     """Total forward time per named module (or method), synchronising around each call.
 
