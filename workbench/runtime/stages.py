@@ -283,10 +283,13 @@ class DenoisingStage(Stage):
         latents = batch.latents
         kwargs = self.step_kwargs(batch)
         num_train = scheduler.config.num_train_timesteps
+        # Experts are chosen before the loop from one host copy of the timesteps: comparing a
+        # device timestep with the boundary inside the loop would sync the host every step.
+        plan = [self.expert_for(t, batch, num_train) for t in batch.timesteps.cpu()]
         with torch.no_grad():
             for i, t in enumerate(tqdm(batch.timesteps, desc="denoising", disable=not self.progress, leave=False)):
                 set_step(i)
-                expert = self.expert_for(t, batch, num_train)
+                expert = plan[i]
                 scale = getattr(batch, expert.guidance_field)
                 if scale is None:
                     scale = batch.guidance_scale
