@@ -3,7 +3,8 @@ logic behind every cell is reachable from pytest (DESIGN section 2).
 
 Everything printed here is meant for nbval to compare: numbers at fixed significant
 digits, no addresses, no absolute paths, no timings. Timings and device-dependent numbers
-are printed by `print_performance` only, whose cell is tagged `nbval-ignore-output`.
+are printed by `print_performance` and `measure_performance` (and notebook 06's history
+views in workbench.perf.history) only, in cells tagged `nbval-ignore-output`.
 Functions take the family by name and branch on `family.output_kind`, so every notebook
 works for every registered family.
 """
@@ -609,3 +610,26 @@ def print_fault_check(module: str, scale: float, diff) -> None:
     if first.module != module:
         raise WorkbenchError(f"the trace diff named {first.module!r}, not the faulty module {module!r}")
     print("found    : yes, the first divergent module is the faulty one")
+
+
+# ---- 06 performance ----------------------------------------------------------------------
+def perf_store_path(store: str | None, out_dir: str | Path) -> Path:
+    """The notebook's perf store: `store`, else perf.sqlite under `out_dir`, which outlives
+    the kernel, so re-running the notebook in the same run directory grows the history."""
+    return Path(store) if store else Path(out_dir) / "perf.sqlite"
+
+
+def measure_performance(family_name: str, preset: str | None = None, device: str = "cpu",
+                        request: Mapping[str, Any] | None = None, runs: int = 6,
+                        store_path: str | Path = "artifacts/perf.sqlite"):
+    """`runs` paired runs of the native pipeline and the official reference on `device`, with
+    a progress bar; each run of each side is stored as it is measured (run_source "notebook")."""
+    from workbench.perf.pipelines import load_pair, measure
+    from workbench.perf.store import PerfStore
+
+    pair = load_pair(family_name, preset, request, device)
+    with PerfStore(store_path) as store:
+        measurement = measure(pair, runs, run_source="notebook", on_record=store.add, progress=True)
+    print(f"stored {sum(len(r) for r in measurement.records.values())} records in {Path(store_path).as_posix()} "
+          f"(session {measurement.session})")
+    return measurement

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")  # this test process only; notebook kernels keep the inline backend
@@ -146,3 +148,18 @@ def test_sweep_and_sliders_keep_to_step_counts_the_pipeline_accepts():
     assert not nb.accepts("ltx2", None, {"num_inference_steps": 1})  # its schedule needs two steps
     assert nb.sweep_grid("ltx2")[0] == [3, 6]
     assert nb.slider_specs("ltx2")["steps"][:2] == (2, 12)
+
+
+def test_performance_measurement_stores_every_run_of_both_sides(tmp_path, capsys):
+    from workbench.perf.store import PerfStore
+
+    assert nb.perf_store_path(None, "out") == Path("out") / "perf.sqlite"
+    assert nb.perf_store_path("mine.sqlite", "out") == Path("mine.sqlite")
+    store_path = nb.perf_store_path(None, tmp_path / "artifacts")
+    m = nb.measure_performance("wan_t2v", None, "cpu", nb.request_from(seed=0, steps=2), 2, store_path)
+    assert f"stored 4 records in {store_path.as_posix()} (session {m.session})" in capsys.readouterr().out
+    with PerfStore(store_path) as store:
+        for side in ("native", "reference"):
+            stored = store.records(m.records[side][0].cohort)
+            assert stored == m.records[side] and all(r.run_source == "notebook" for r in stored)
+    assert m.pair.steps == 2 and m.records["native"][0].throughput_fps is not None  # frames: 9 per run

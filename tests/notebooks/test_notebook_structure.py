@@ -13,7 +13,9 @@ from tests.notebooks.conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Calls whose output depends on the machine or the clock (timing, widgets, embedded media).
-MACHINE_DEPENDENT = ("tuning_widget", "show_sample", "print_performance", "plot_stage_timings")
+MACHINE_DEPENDENT = ("tuning_widget", "show_sample", "print_performance", "plot_stage_timings",
+                     "measure_performance", "format_newest", "plot_history", "format_ratios", "plot_latency_ratios",
+                     "format_breakdown", "plot_breakdown")
 IGNORE_TAG = "nbval-ignore-output"
 
 
@@ -27,7 +29,7 @@ def _tags(cell) -> list[str]:
 
 def test_one_notebook_per_phase():
     assert [p.stem for p in NOTEBOOKS] == ["01_pipeline_wiring", "02_preset_tuning", "03_generation", "04_parity",
-                                           "05_trace"]
+                                           "05_trace", "06_performance"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

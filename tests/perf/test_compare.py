@@ -6,6 +6,7 @@ import pytest
 
 from workbench.errors import PerfError
 from workbench.perf import THRESHOLDS, METRIC_FIELDS, compare, compare_with_history, compute_baseline, judge
+from workbench.perf.compare import IMPROVED, OK, REGRESSED
 
 
 def test_every_metric_has_a_threshold():
@@ -90,3 +91,12 @@ def test_compare_refuses_another_cohorts_baseline(make_record):
     baseline = compute_baseline(make_record().cohort, [make_record()])
     with pytest.raises(PerfError, match="cannot be compared"):
         compare(make_record(gpu_type="NVIDIA A100"), baseline)
+
+
+@pytest.mark.parametrize("baseline, limit", [(10.0, 0.8), (2.0, 0.5)])  # 8% of 10 s beats 0.5 s; 0.5 s beats 8% of 2 s
+def test_threshold_limits_are_where_judge_starts_to_give_a_verdict(baseline, limit):
+    percent, absolute = THRESHOLDS["latency_s"].limits(baseline)
+    assert max(percent, absolute) == pytest.approx(limit)
+    assert judge("latency_s", baseline, baseline + limit * 0.99).status == OK
+    assert judge("latency_s", baseline, baseline + limit * 1.01).status == REGRESSED
+    assert judge("latency_s", baseline, baseline - limit * 1.01).status == IMPROVED

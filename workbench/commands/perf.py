@@ -9,18 +9,13 @@ judged; 1 when any metric regressed or a compared run failed; 2 on a user error.
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
 
 from workbench.errors import PerfError
-from workbench.perf.compare import (
-    CALIBRATION_NEEDED, OK, THRESHOLDS, Baseline, Comparison, compare_with_history, compute_baseline,
-)
-from workbench.perf.records import METRIC_FIELDS, Cohort, load_records
+from workbench.perf.compare import CALIBRATION_NEEDED, OK, compare_with_history, compute_baseline
+from workbench.perf.records import load_records
+from workbench.perf.report import format_baseline, format_comparison
 from workbench.perf.reseed import reseed
 from workbench.perf.store import DB_ENV_VAR, PerfStore
-
-CALIBRATION_HINT = ("no eligible baseline records for this cohort; record runs with `workbench perf record` "
-                    "or seed them with `workbench perf reseed --yes`")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +70,7 @@ def _compare(args: argparse.Namespace, store: PerfStore) -> int:
     for i, comparison in enumerate(comparisons):
         if i:
             print()
-        print(_format_comparison(comparison))
+        print(format_comparison(comparison))
     return 0 if all(c.status in (OK, CALIBRATION_NEEDED) for c in comparisons) else 1
 
 
@@ -94,7 +89,7 @@ def _baseline(args: argparse.Namespace, store: PerfStore) -> int:
     for i, cohort in enumerate(cohorts):
         if i:
             print()
-        print(_format_baseline(compute_baseline(cohort, store.records(cohort))))
+        print(format_baseline(compute_baseline(cohort, store.records(cohort))))
     return 0
 
 
@@ -103,56 +98,5 @@ def _reseed(args: argparse.Namespace, store: PerfStore) -> int:
     print(f"backed up {store.path} to {result.backup_path}")
     print(f"reseeded: {result.seeded} record(s) now form the baseline pool; "
           f"{result.retired} earlier record(s) no longer count")
-    print(_format_baseline(compute_baseline(result.cohort, store.records(result.cohort))))
+    print(format_baseline(compute_baseline(result.cohort, store.records(result.cohort))))
     return 0
-
-
-# --- formatting -------------------------------------------------------------------------
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Fixed-width columns: the first left-aligned, the rest right-aligned."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = []
-    for line in (headers, *rows):
-        cells = [cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths))]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def _num(value: float | None, signed: bool = False) -> str:
-    return "-" if value is None else f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-_UNITS = {"s": "s", "fps": "fps", "mb": "MB"}
-
-
-def _threshold(metric: str) -> str:
-    threshold = THRESHOLDS[metric]
-    return f"{threshold.percent:g}% & {threshold.absolute:g} {_UNITS[metric.rsplit('_', 1)[1]]}"
-
-
-def _cohort_header(cohort: Cohort) -> str:
-    return f"cohort {cohort.describe()}"
-
-
-def _format_comparison(comparison: Comparison) -> str:
-    record, baseline = comparison.record, comparison.baseline
-    head = [_cohort_header(record.cohort), f"record {record.timestamp} commit {record.commit}"]
-    if baseline.needs_calibration:
-        return "\n".join(head + [f"{CALIBRATION_NEEDED.upper()}: {CALIBRATION_HINT}"])
-    head.append(f"baseline: median of {len(baseline.records)} eligible record(s), "
-                f"{baseline.records[0].timestamp} .. {baseline.records[-1].timestamp}")
-    rows = [[row.metric, _num(row.baseline), _num(row.value), _num(row.delta_abs, signed=True),
-             "-" if row.delta_pct is None else f"{row.delta_pct:+.1f}%", _threshold(row.metric), row.status]
-            for row in comparison.rows]
-    table = format_table(["metric", "baseline", "value", "delta", "delta %", "threshold", "status"], rows)
-    return "\n".join(head + [table, f"verdict: {comparison.status.upper()}"])
-
-
-def _format_baseline(baseline: Baseline) -> str:
-    head = _cohort_header(baseline.cohort)
-    if baseline.needs_calibration:
-        return f"{head}\n{CALIBRATION_NEEDED.upper()}: {CALIBRATION_HINT}"
-    rows = [[metric, _num(baseline.medians.get(metric)), _threshold(metric)] for metric in METRIC_FIELDS]
-    return "\n".join([head, f"median of the last {len(baseline.records)} eligible record(s)",
-                      format_table(["metric", "median", "threshold"], rows)])

@@ -52,16 +52,21 @@ def run_native(converted_dir: Path, params: SamplingParam, device: str | torch.d
     return capture, batch
 
 
+def load_official(family, official_dir: Path, device: torch.device, mode: str = "exact"):
+    """The official pipeline: fp32 as saved (exact), or loaded the official fast way (bf16)."""
+    if mode == "fast":
+        return family.reference.load_official(official_dir, device, dtype=family.fast.reference_dtype,
+                                              fp32_modules=family.fast.reference_fp32_modules)
+    return family.reference.load_official(official_dir, device)
+
+
 def run_reference(family, official_dir: Path, params: SamplingParam, device: torch.device,
                   mode: str = "exact") -> CaptureSet:
-    """The official pipeline: fp32 as saved (exact), or loaded the official fast way (bf16)."""
+    """One official run, loaded as `load_official` loads it for `mode`."""
     from workbench.families.offline import quiet_hf
 
     quiet_hf()
-    pipe = None
-    if mode == "fast":
-        pipe = family.reference.load_official(official_dir, device, dtype=family.fast.reference_dtype,
-                                              fp32_modules=family.fast.reference_fp32_modules)
+    pipe = load_official(family, official_dir, device, mode) if mode == "fast" else None
     try:
         capture, _ = family.reference.run_reference(official_dir, params, device, pipe=pipe)
     except (ValueError, TypeError) as exc:

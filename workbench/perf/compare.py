@@ -29,6 +29,11 @@ class Threshold:
     absolute: float
     higher_is_worse: bool
 
+    def limits(self, baseline: float) -> tuple[float, float]:
+        """(percent limit, absolute limit) in the metric's unit around `baseline`; a change
+        counts only beyond both, i.e. beyond the larger one (the band a plot shades)."""
+        return self.percent / 100.0 * abs(baseline), self.absolute
+
 
 THRESHOLDS: dict[str, Threshold] = {
     "latency_s": Threshold(8.0, 0.5, higher_is_worse=True),
@@ -107,7 +112,8 @@ def judge(metric: str, baseline: float | None, value: float | None) -> MetricRow
     delta = value - baseline
     delta_pct = delta / baseline * 100.0 if baseline else None
     change = abs(delta)
-    significant = exceeds(change, threshold.absolute) and exceeds(change, threshold.percent / 100.0 * abs(baseline))
+    percent_limit, absolute_limit = threshold.limits(baseline)
+    significant = exceeds(change, absolute_limit) and exceeds(change, percent_limit)
     worse = delta > 0 if threshold.higher_is_worse else delta < 0
     status = (REGRESSED if worse else IMPROVED) if significant else OK
     return MetricRow(metric, baseline, value, delta, delta_pct, threshold, status)
