@@ -30,7 +30,7 @@ def bench_family(name: str, repeats: int) -> tuple[dict, PairedPipelines]:
     runs = measure(pair, repeats).timings
     ref = statistics.median(run[REFERENCE].latency_s for run in runs)
     nat = statistics.median(run[NATIVE].latency_s for run in runs)
-    overhead = statistics.median(run[NATIVE].latency_s - sum(run[NATIVE].parts.values()) for run in runs)
+    overhead = statistics.median(run[NATIVE].latency_s - sum(run[NATIVE].stages.values()) for run in runs)
     return {"family": name, "reference_s": ref, "native_s": nat, "ratio": nat / ref,
             "stage_overhead_s": overhead, "stage_overhead_pct": 100 * overhead / nat,
             "params": pair.params.to_json_dict()}, pair

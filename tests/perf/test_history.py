@@ -69,7 +69,7 @@ def test_ratios_pair_runs_by_session_and_run(make_record):
 def test_stage_medians_and_component_rows(make_record):
     parts = [{"TextEncodingStage": 0.1, "DenoisingStage": 0.9}, {"TextEncodingStage": 0.3, "DenoisingStage": 0.5},
              {"TextEncodingStage": 0.2, "DenoisingStage": 0.7, "Extra": 1.0}]
-    native = [make_record(i, extra={"parts": p}, dit_s=d, text_encoder_s=None) for i, (p, d) in
+    native = [make_record(i, extra={"stages": p}, dit_s=d, text_encoder_s=None) for i, (p, d) in
               enumerate(zip(parts, (0.3, 0.1, 0.2)))]
     reference = [make_record(i, variant_id="ref", dit_s=0.4, text_encoder_s=None) for i in range(2)]
     medians = stage_medians(native)
@@ -126,17 +126,21 @@ def test_benchmark_files_belong_to_the_longest_matching_family():
 
 
 def test_committed_records_table_and_plot(make_record, tmp_path):
+    """Each native record is compared with the diffusers record of its own benchmark run."""
     diffusers = make_record(0, variant_id="diffusers-bf16", latency_s=8.0, dit_s=1.25, peak_memory_mb=2048.0)
     native = make_record(1, variant_id="native-fast", latency_s=6.0, dit_s=1.0, peak_memory_mb=1024.0)
-    write_records(tmp_path / "gpu_fam_records.json", [diffusers, native])
+    diffusers_2 = make_record(2, variant_id="diffusers-bf16", latency_s=5.0, dit_s=2.0)
+    native_2 = make_record(3, variant_id="native-fast", latency_s=4.0, dit_s=1.0)
+    write_records(tmp_path / "gpu_fam_records.json", [diffusers, native, diffusers_2, native_2])
     write_records(tmp_path / "gpu_fam_long_records.json", [native])
     write_records(tmp_path / "cpu_tiny_records.json", [native])
     benches = committed_benchmarks("fam", tmp_path, families=["fam", "fam_long"])
     assert [b.path.name for b in benches] == ["gpu_fam_records.json"]
-    assert benches[0].reference == diffusers
+    assert benches[0].paired() == [(diffusers, None), (native, diffusers), (diffusers_2, None), (native_2, diffusers_2)]
     text = format_committed("fam", benches)
-    row = next(line for line in text.splitlines() if line.startswith("native-fast"))
-    assert row.split() == ["native-fast", "6", "1", "0.7", "0.8", "1", "0.750", "0.800"]
+    rows = [line.split() for line in text.splitlines() if "native-fast" in line]
+    assert rows[0][1:] == ["c0001", "native-fast", "6", "1", "0.7", "0.8", "1", "0.750", "0.800"]
+    assert rows[1][-2:] == ["0.800", "0.500"]  # against diffusers_2, not the first run's record
     assert len(plot_committed(benches).axes) == 2
     assert committed_benchmarks("other", tmp_path, families=["fam", "other"]) == []
     assert format_committed("other", []).startswith("no committed GPU benchmark records for other")
@@ -147,7 +151,10 @@ def test_the_committed_wan_t2v_gpu_records_are_found_and_other_families_have_non
     benches = committed_benchmarks("wan_t2v")
     assert benches, "benchmarks/results/gpu_wan_t2v*_records.json are committed"
     for bench in benches:
-        assert bench.reference is not None and bench.reference.variant_id.startswith("diffusers")
+        pairs = bench.paired()
+        assert pairs[0][1] is None and pairs[0][0].variant_id.startswith("diffusers")  # each run: official first
+        assert all(ref is not None and ref.variant_id.startswith("diffusers")
+                   for r, ref in pairs if r.variant_id.startswith("native"))
         assert all(r.gpu_type != "cpu" and r.dit_s is not None for r in bench.records)
     assert committed_benchmarks("stable_audio") == []
 

@@ -7,7 +7,7 @@ import pytest
 from workbench.errors import ParameterError
 from workbench.perf.history import format_session, history_of
 from workbench.perf.pipelines import (
-    NATIVE, REFERENCE, load_pair, measure, module_key, native_components, reference_components,
+    NATIVE, REFERENCE, components, load_pair, measure, module_key,
 )
 from workbench.perf.store import PerfStore
 
@@ -19,13 +19,11 @@ def pair():
     return load_pair(FAMILY, request={"seed": 1}, device="cpu")
 
 
-def test_components_are_the_sum_of_their_stages_or_module_calls_and_dit_is_per_step():
-    stages = {"TextEncodingStage": 0.2, "DenoisingStage": 1.2, "DecodingStage": 0.3, "Other": 9.0}
-    assert native_components(stages, steps=4) == {"text_encoder_s": 0.2, "dit_s": 0.3, "vae_decode_s": 0.3}
-    assert native_components({"JointDenoisingStage": 0.8}, steps=2) == {
-        "text_encoder_s": None, "dit_s": 0.4, "vae_decode_s": None}
-    calls = {"text_encoder": 0.1, "transformer": 0.5, "transformer_2": 0.3, module_key("vae", "decode"): 0.2}
-    assert reference_components(calls, steps=2) == {"text_encoder_s": 0.1, "dit_s": 0.4, "vae_decode_s": 0.2}
+def test_components_are_the_sum_of_their_module_calls_and_dit_is_per_step():
+    calls = {"text_encoder": 0.1, "transformer": 0.5, "transformer_2": 0.3, module_key("vae", "decode"): 0.2,
+             "other": 9.0}
+    assert components(calls, steps=2) == {"text_encoder_s": 0.1, "dit_s": 0.4, "vae_decode_s": 0.2}
+    assert components({"transformer": 0.8}, steps=2) == {"text_encoder_s": None, "dit_s": 0.4, "vae_decode_s": None}
 
 
 def test_each_run_of_each_side_is_one_record_in_its_own_cohort(pair, tmp_path):
@@ -39,18 +37,21 @@ def test_each_run_of_each_side_is_one_record_in_its_own_cohort(pair, tmp_path):
     steps = pair.params.num_inference_steps
     for run in m.timings:
         nat, ref = run[NATIVE], run[REFERENCE]
-        assert nat.latency_s >= sum(nat.parts.values())  # the stages run inside the timed call
-        assert nat.components["dit_s"] * steps == pytest.approx(nat.parts["DenoisingStage"])
-        assert {"text_encoder", "transformer", "vae.decode"} <= set(ref.parts)  # the official modules were timed
-        assert ref.latency_s >= sum(ref.parts.values())
-        assert ref.components["dit_s"] * steps == pytest.approx(ref.parts["transformer"])
+        assert nat.latency_s >= sum(nat.stages.values())  # the stages run inside the timed call
+        for t in (nat, ref):  # the same module calls are timed on both sides: like for like
+            assert {"text_encoder", "transformer", "vae.decode"} <= set(t.modules)
+            assert t.latency_s >= sum(t.modules.values())
+            assert t.components["dit_s"] * steps == pytest.approx(t.modules["transformer"])
+        assert nat.modules["transformer"] < nat.stages["DenoisingStage"]  # the stage also steps the scheduler
+        assert ref.stages == {}
     for r in native + reference:
         assert r.run_source == "notebook" and r.peak_memory_mb is None and r.throughput_fps is None  # audio, CPU
         assert None not in (r.text_encoder_s, r.dit_s, r.vae_decode_s)
         assert r.extra["session"] == m.session and r.extra["steps"] == steps
     assert [r.extra["run"] for r in native] == [0, 1]
     # The official modules are unwrapped again after each run.
-    assert "forward" not in vars(pair.official.transformer) and "decode" not in vars(pair.official.vae)
+    for pipe in (pair.official, pair.native):
+        assert "forward" not in vars(pipe.transformer) and "decode" not in vars(pipe.vae)
 
 
 def test_session_summary_names_the_cohorts_without_machine_ids(pair, tmp_path):

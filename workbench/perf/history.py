@@ -19,13 +19,12 @@ from typing import Iterable, Mapping, Sequence
 from workbench.perf.compare import (
     THRESHOLDS, Comparison, MetricRow, compare, compare_with_history, compute_baseline,
 )
-from workbench.perf.pipelines import COMPONENT_STAGES, NATIVE, REFERENCE, SIDES, Measurement, PairedPipelines
+from workbench.perf.pipelines import COMPONENTS, NATIVE, REFERENCE, SIDES, Measurement, PairedPipelines
 from workbench.perf.records import METRIC_FIELDS, Cohort, PerfRecord, load_records
 from workbench.perf.report import format_comparison, format_table, unit
 from workbench.perf.store import PerfStore
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-COMPONENTS = tuple(COMPONENT_STAGES)  # text_encoder_s, dit_s (per step), vae_decode_s
 
 
 def sig(value: float | None, digits: int = 4) -> str:
@@ -178,8 +177,8 @@ def stage_medians(records: Sequence[PerfRecord]) -> dict[str, float]:
     """Median seconds per native stage over `records`, in pipeline order."""
     names: dict[str, None] = {}
     for r in records:
-        names.update(dict.fromkeys(r.extra.get("parts", {})))
-    return {n: statistics.median(r.extra["parts"][n] for r in records if n in r.extra.get("parts", {}))
+        names.update(dict.fromkeys(r.extra.get("stages", {})))
+    return {n: statistics.median(r.extra["stages"][n] for r in records if n in r.extra.get("stages", {}))
             for n in names}
 
 
@@ -222,10 +221,18 @@ class CommittedBenchmark:
     path: Path
     records: tuple[PerfRecord, ...]
 
-    @property
-    def reference(self) -> PerfRecord | None:
-        """The official side of the file (diffusers): the record whose variant is not native."""
-        return next((r for r in self.records if not r.variant_id.startswith(NATIVE)), None)
+    def paired(self) -> list[tuple[PerfRecord, PerfRecord | None]]:
+        """Each record with the official (diffusers) record of its benchmark run: the latest
+        non-native record up to it. A file keeps every run appended (the benchmark writes the
+        official side first), so a native record is never compared with another run's."""
+        out, official = [], None
+        for r in sorted(self.records, key=lambda r: r.timestamp):
+            if not r.variant_id.startswith(NATIVE):
+                official = r
+                out.append((r, None))
+            else:
+                out.append((r, official))
+        return out
 
 
 def benchmark_family(stem: str, families: Iterable[str]) -> str | None:
@@ -256,20 +263,17 @@ def format_committed(family: str, benchmarks: Sequence[CommittedBenchmark]) -> s
         return f"no committed GPU benchmark records for {family} (benchmarks/results/gpu_{family}*_records.json)"
     lines = []
     for bench in benchmarks:
-        ref = bench.reference
         first = bench.records[0]
-        lines.append(f"{bench.path.name}: {first.model_id}, {first.workload_id}, {first.gpu_type}, "
-                     f"commit {first.commit}")
+        lines.append(f"{bench.path.name}: {first.model_id}, {first.workload_id}, {first.gpu_type}")
         rows = []
-        for r in bench.records:
-            ratio = "-" if ref is None or r is ref else f"{r.latency_s / ref.latency_s:.3f}"
-            dit_ratio = ("-" if ref is None or r is ref or r.dit_s is None or not ref.dit_s
-                         else f"{r.dit_s / ref.dit_s:.3f}")
+        for r, ref in bench.paired():
+            ratio = "-" if ref is None else f"{r.latency_s / ref.latency_s:.3f}"
+            dit_ratio = "-" if ref is None or r.dit_s is None or not ref.dit_s else f"{r.dit_s / ref.dit_s:.3f}"
             peak = None if r.peak_memory_mb is None else r.peak_memory_mb / 1024
-            rows.append([r.variant_id, sig(r.latency_s), sig(r.dit_s), sig(r.vae_decode_s), sig(r.text_encoder_s),
-                         sig(peak), ratio, dit_ratio])
-        lines.append(format_table(["variant", "e2e s", "DiT s/step", "VAE s", "text enc s", "peak GiB",
-                                   "e2e ratio", "DiT ratio"], rows))
+            rows.append([r.timestamp[:16], r.commit, r.variant_id, sig(r.latency_s), sig(r.dit_s),
+                         sig(r.vae_decode_s), sig(r.text_encoder_s), sig(peak), ratio, dit_ratio])
+        lines.append(format_table(["date (UTC)", "commit", "variant", "e2e s", "DiT s/step", "VAE s", "text enc s",
+                                   "peak GiB", "e2e ratio", "DiT ratio"], rows))
         lines.append("")
-    lines.append("ratios: native / the official (diffusers) record of the same file")
+    lines.append("ratios: native / the official (diffusers) record of the same benchmark run")
     return "\n".join(lines)

@@ -5,24 +5,24 @@ Shared by `benchmarks/cpu_pipelines.py` and notebook 06, so a benchmark and a no
 run of the same family on the same machine land in the same cohorts of the perf store.
 
 What is timed, per run:
-- end-to-end latency of the whole call, with device syncs before and after;
-- native: the stage timings the runtime keeps anyway (each stage syncs at its end only);
-- reference: the family's own run function (it also records its parity checkpoints, a
-  small cost counted against the reference), with the official text encoder, transformer(s)
-  and VAE decode wrapped by a ModuleTimer. Its per-call syncs cost the reference a little
-  overlap on CUDA; on CPU they are no-ops.
-The component metrics (text encoder, DiT per denoising step, VAE decode) come from those
-timings: a native stage or an official module a family does not have leaves its metric None.
-Native DiT time is the whole denoising stage (transformer, guidance, scheduler step), the
-reference's only its transformer calls, so that ratio leans against the native side.
+- end-to-end latency of the whole call, with device syncs before and after (the reference
+  runs the family's own run function, which also records its parity checkpoints: a small
+  cost counted against the reference);
+- on both sides the same module calls, wrapped by a ModuleTimer: text encoder,
+  transformer(s) and VAE decode. The component metrics (text encoder, DiT per denoising
+  step, VAE decode) come from these, so they compare like with like; a module a family
+  does not have leaves its metric None. The per-call syncs cost each side the same little
+  overlap on CUDA; on CPU they are no-ops;
+- native: also the stage timings the runtime keeps anyway (the per-stage breakdown).
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -33,13 +33,7 @@ from workbench.perf.records import PerfRecord
 NATIVE, REFERENCE = "native", "reference"
 SIDES = (NATIVE, REFERENCE)
 
-# metric -> the native stages whose times it sums (first one present per family).
-COMPONENT_STAGES: dict[str, tuple[str, ...]] = {
-    "text_encoder_s": ("TextEncodingStage",),
-    "dit_s": ("DenoisingStage", "JointDenoisingStage"),
-    "vae_decode_s": ("DecodingStage",),
-}
-# metric -> the official pipeline's (module attribute, method) calls it sums.
+# metric -> the (module, method) calls it sums, on either side.
 COMPONENT_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
     "text_encoder_s": (("text_encoder", "forward"),),
     "dit_s": (("transformer", "forward"), ("transformer_2", "forward")),
@@ -48,35 +42,46 @@ COMPONENT_MODULES: dict[str, tuple[tuple[str, str], ...]] = {
 PER_STEP = frozenset({"dit_s"})  # divided by num_inference_steps, like the GPU benchmark's records
 
 
+COMPONENTS = tuple(COMPONENT_MODULES)
+
+
 @dataclass
 class RunTiming:
     side: str
     latency_s: float
     peak_memory_mb: float | None
-    parts: dict[str, float]  # native: seconds per stage; reference: seconds per timed module call
+    modules: dict[str, float]  # seconds per timed module call (module_key), both sides
+    stages: dict[str, float]  # native: seconds per stage; reference: {} (the official call has no stages)
     components: dict[str, float | None]  # text_encoder_s, dit_s (per step), vae_decode_s
-
-
-def _components(parts: Mapping[str, float], sources: Mapping[str, tuple[str, ...]], steps: int) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for metric, names in sources.items():
-        present = [parts[n] for n in names if n in parts]
-        value = sum(present) if present else None
-        out[metric] = value / steps if value is not None and metric in PER_STEP else value
-    return out
-
-
-def native_components(stage_timings: Mapping[str, float], steps: int) -> dict[str, float | None]:
-    return _components(stage_timings, COMPONENT_STAGES, steps)
 
 
 def module_key(attribute: str, method: str) -> str:
     return attribute if method == "forward" else f"{attribute}.{method}"
 
 
-def reference_components(module_seconds: Mapping[str, float], steps: int) -> dict[str, float | None]:
-    sources = {m: tuple(module_key(a, meth) for a, meth in calls) for m, calls in COMPONENT_MODULES.items()}
-    return _components(module_seconds, sources, steps)
+def components(module_seconds: Mapping[str, float], steps: int) -> dict[str, float | None]:
+    """Component metrics from the timed module calls; dit_s per denoising step."""
+    out: dict[str, float | None] = {}
+    for metric, calls in COMPONENT_MODULES.items():
+        present = [module_seconds[k] for k in (module_key(a, m) for a, m in calls) if k in module_seconds]
+        value = sum(present) if present else None
+        out[metric] = value / steps if value is not None and metric in PER_STEP else value
+    return out
+
+
+@contextmanager
+def timed_modules(modules: Callable[[str], Any], device: torch.device) -> Iterator[ModuleTimer]:
+    """A ModuleTimer around every COMPONENT_MODULES call that `modules(name)` finds, removed after."""
+    timer = ModuleTimer(device)
+    for calls in COMPONENT_MODULES.values():
+        for attribute, method in calls:
+            module = modules(attribute)
+            if module is not None:
+                timer.wrap(module_key(attribute, method), module, method)
+    try:
+        yield timer
+    finally:
+        timer.remove()
 
 
 @dataclass
@@ -111,27 +116,20 @@ class PairedPipelines:
             batch.output = batch.output.cpu()  # the reference hands its media back on the host too
             return batch
 
-        with peak_memory(self.device) as peak:
+        with timed_modules(self.native.get_module, self.device) as timer, peak_memory(self.device) as peak:
             batch, seconds = timed(call, self.device)
-        parts = dict(batch.stage_timings)
-        return RunTiming(NATIVE, seconds, peak["peak_mb"], parts, native_components(parts, self.steps))
+        modules = dict(timer.seconds)
+        return RunTiming(NATIVE, seconds, peak["peak_mb"], modules, dict(batch.stage_timings),
+                         components(modules, self.steps))
 
     def run_reference(self) -> RunTiming:
-        timer = ModuleTimer(self.device)
-        for calls in COMPONENT_MODULES.values():
-            for attribute, method in calls:
-                module = getattr(self.official, attribute, None)
-                if module is not None:
-                    timer.wrap(module_key(attribute, method), module, method)
         run = self.family.reference.run_reference
-        try:
-            with peak_memory(self.device) as peak:
-                _, seconds = timed(lambda: run(self.official_dir, self.params, self.device, pipe=self.official),
-                                   self.device)
-        finally:
-            timer.remove()
-        parts = dict(timer.seconds)
-        return RunTiming(REFERENCE, seconds, peak["peak_mb"], parts, reference_components(parts, self.steps))
+        official = lambda name: getattr(self.official, name, None)  # noqa: E731
+        with timed_modules(official, self.device) as timer, peak_memory(self.device) as peak:
+            _, seconds = timed(lambda: run(self.official_dir, self.params, self.device, pipe=self.official),
+                               self.device)
+        modules = dict(timer.seconds)
+        return RunTiming(REFERENCE, seconds, peak["peak_mb"], modules, {}, components(modules, self.steps))
 
     def run(self, side: str) -> RunTiming:
         return {NATIVE: self.run_native, REFERENCE: self.run_reference}[side]()
@@ -155,10 +153,10 @@ class PairedPipelines:
                            run_source=run_source, **metrics)
 
     def record_run(self, timing: RunTiming, run_source: str, extra: Mapping[str, Any]) -> PerfRecord:
-        """One run as a normalized record; `extra` keeps the per-stage (or per-module) times."""
+        """One run as a normalized record; `extra` keeps the per-module and per-stage times."""
         return self.record(timing.side, timing.latency_s, run_source, peak_memory_mb=timing.peak_memory_mb,
-                           **timing.components,
-                           extra={**extra, "mode": self.mode, "steps": self.steps, "parts": timing.parts})
+                           **timing.components, extra={**extra, "mode": self.mode, "steps": self.steps,
+                                                       "modules": timing.modules, "stages": timing.stages})
 
 
 def load_pair(family_name: str, preset: str | None = None, request: Mapping[str, Any] | None = None,
