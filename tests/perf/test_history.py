@@ -141,7 +141,8 @@ def test_committed_records_table_and_plot(make_record, tmp_path):
     rows = [line.split() for line in text.splitlines() if "native-fast" in line]
     assert rows[0][1:] == ["c0001", "native-fast", "6", "1", "0.7", "0.8", "1", "0.750", "0.800"]
     assert rows[1][-2:] == ["0.800", "0.500"]  # against diffusers_2, not the first run's record
-    assert len(plot_committed(benches).axes) == 2
+    fig = plot_committed(benches)
+    assert len(fig.axes) == 2 and [len(ax.get_xticks()) for ax in fig.axes] == [2, 2]  # two runs, bars paired
     assert committed_benchmarks("other", tmp_path, families=["fam", "other"]) == []
     assert format_committed("other", []).startswith("no committed GPU benchmark records for other")
     assert plot_committed([]) is None
