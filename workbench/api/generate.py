@@ -12,7 +12,16 @@ import torch
 from workbench.api.params import SamplingParam
 from workbench.runtime.pipeline import ComposedPipeline
 
-_PIPELINES: dict[tuple, ComposedPipeline] = {}
+# (model dir, device, mode, compile) -> (files stamp, pipeline): one pipeline per key, rebuilt
+# (and the stale one dropped) when any file under the model directory changes.
+_PIPELINES: dict[tuple, tuple[tuple[int, int], ComposedPipeline]] = {}
+
+
+def files_stamp(model_dir: Path) -> tuple[int, int]:
+    """(file count, newest mtime) of a model directory: changes when a weight, config or
+    manifest is edited, added or removed; a stat per file, so cheap next to a load."""
+    stats = [p.stat() for p in Path(model_dir).rglob("*") if p.is_file()]
+    return len(stats), max((s.st_mtime_ns for s in stats), default=0)
 
 
 MODES = ("auto", "exact", "fast")
@@ -29,7 +38,7 @@ def resolve_mode(mode: str, device: torch.device) -> str:
 
 def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mode: str = "exact",
                   compile: bool = False, progress: bool = True) -> ComposedPipeline:
-    """Load (once per process) the native pipeline of a converted directory.
+    """Load (once per process, again when its files change) the native pipeline of a converted directory.
 
     `mode="fast"` applies the family's FastMode: bf16 modules, SDPA backend priority and,
     with `compile=True`, torch.compile on the declared modules.
@@ -42,9 +51,10 @@ def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mo
     manifest = read_manifest(model_dir)
     dev = resolve_device(device)
     mode = resolve_mode(mode, dev)
-    key = (str(model_dir), manifest.path.stat().st_mtime_ns, str(dev), mode, compile)
-    pipe = _PIPELINES.get(key)
-    if pipe is None:
+    key, stamp = (str(model_dir), str(dev), mode, compile), files_stamp(model_dir)
+    cached_stamp, pipe = _PIPELINES.get(key, (None, None))
+    if pipe is None or cached_stamp != stamp:
+        _PIPELINES.pop(key, None)  # a stale pipeline is not kept alive next to its replacement
         options = {}
         if mode == "fast":
             fast = registry.family_for_manifest(manifest, model_dir).fast
@@ -52,7 +62,7 @@ def load_pipeline(model_dir: str | Path, device: str | torch.device = "auto", mo
                            module_setup=fast.module_setup, compile_modules=fast.compile_modules if compile else (),
                            module_classes=dict(fast.module_classes))
         pipe = ComposedPipeline.from_pretrained(model_dir, device=dev, **options)
-        _PIPELINES[key] = pipe
+        _PIPELINES[key] = (stamp, pipe)
     pipe.progress = progress  # reaches the stages that draw a bar (a cached pipeline outlives a call)
     return pipe
 

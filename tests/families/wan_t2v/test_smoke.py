@@ -55,6 +55,23 @@ def test_tiny_generation_writes_video_and_metadata(wan_dir, tmp_path):
     assert list(result.stage_timings) == load_pipeline(wan_dir / "converted", device="cpu").stage_names
 
 
+def test_cached_pipeline_is_rebuilt_when_a_weight_file_changes(broken_copy, perturb_weight):
+    import os
+
+    from workbench.api import generate as api
+
+    converted = broken_copy("wan_t2v") / "converted"
+    first = load_pipeline(converted, device="cpu", progress=False)
+    assert load_pipeline(converted, device="cpu", progress=False) is first  # same files: the cached one
+    weights = next((converted / "transformer").glob("*.safetensors"))
+    perturb_weight(converted / "transformer", "proj_out.bias")
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # coarse clocks
+    second = load_pipeline(converted, device="cpu", progress=False)
+    assert second is not first
+    assert not torch.equal(second.transformer.proj_out.bias, first.transformer.proj_out.bias)
+    assert all(p is not first for _, p in api._PIPELINES.values())  # the stale pipeline is not kept
+
+
 def test_mp4_without_ffmpeg_plugin_says_what_to_install(tmp_path, monkeypatch):
     import importlib.util
 
