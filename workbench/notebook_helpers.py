@@ -539,25 +539,35 @@ def slider_specs(family_name: str, preset: str | None = None, device: str = "cpu
 
 def tuning_widget(family_name: str, preset: str | None = None, device: str = "cpu",
                   request: Mapping[str, Any] | None = None):
-    """Sliders with a live preview (regenerates when a slider is released)."""
+    """Sliders with a live preview (regenerates when a slider is released).
+
+    Generation runs outside the preview's Output capture and only the finished figure and
+    statistics go into it: library output printed by a run inside the capture stalled
+    headless kernels (ltx2, then wan_i2v under papermill) on a loaded machine."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
+    from IPython.display import clear_output, display
 
-    # Warm-up outside the widget: a pipeline's first run can print one-time library output,
-    # and inside the widget's output capture that stalled a headless kernel (ltx2, papermill).
-    generate_sample(family_name, preset, device, request)
     sliders = {}
     for name, (lo, hi, step, value) in slider_specs(family_name, preset, device, request).items():
         cls = widgets.IntSlider if isinstance(value, int) else widgets.FloatSlider
         sliders[name] = cls(min=lo, max=hi, step=step, value=value, description=name, continuous_update=False)
+    out = widgets.Output()
 
-    def preview(**values):
+    def preview(_change=None):
+        values = {name: slider.value for name, slider in sliders.items()}
         sample = generate_sample(family_name, preset, device, request_from(**values))
-        plot_sample(sample, title=", ".join(f"{k}={v}" for k, v in values.items()))
-        plt.show()
-        print_sample(sample)
+        fig = plot_sample(sample, title=", ".join(f"{k}={v}" for k, v in values.items()))
+        plt.close(fig)  # shown once, through the Output widget
+        with out:
+            clear_output(wait=True)
+            display(fig)
+            print_sample(sample)
 
-    return widgets.interactive(preview, **sliders)
+    for slider in sliders.values():
+        slider.observe(preview, names="value")
+    preview()
+    return widgets.VBox([*sliders.values(), out])
 
 
 # ---- 04 parity / 05 trace ----------------------------------------------------------------

@@ -124,12 +124,19 @@ def test_sweep_moves_away_from_the_preset_only_off_the_preset_cell(capsys):
     assert len(nb.plot_sweep(sweep).axes) == 2
 
 
-def test_tuning_sliders_start_at_the_request_and_include_shift_when_the_scheduler_has_one():
+def test_tuning_sliders_start_at_the_request_and_include_shift_when_the_scheduler_has_one(capsys):
     specs = nb.slider_specs("wan_t2v", request={"seed": 5, "num_inference_steps": 2})
     assert specs == {"steps": (1, 8, 1, 2), "guidance": (0.0, 10.0, 0.5, 5.0), "shift": (0.5, 8.0, 0.5, 3.0),
                      "seed": (0, 1000, 1, 5)}
     widget = nb.tuning_widget("wan_t2v", request={"num_inference_steps": 1})
-    assert [c.description for c in widget.children[:4]] == ["steps", "guidance", "shift", "seed"]
+    *sliders, _preview = widget.children
+    assert [c.description for c in sliders] == ["steps", "guidance", "shift", "seed"]
+    # Outside a kernel the Output widget passes its display through to stdout.
+    first = [line for line in capsys.readouterr().out.splitlines() if line.startswith("frames")]
+    assert len(first) == 1  # the first preview ran once, at construction
+    sliders[3].value = 7  # another seed: the preview regenerates
+    again = [line for line in capsys.readouterr().out.splitlines() if line.startswith("frames")]
+    assert len(again) == 1 and again != first
 
 
 def test_media_figures_cover_frames_waveforms_and_joint_media():
