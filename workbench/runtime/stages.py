@@ -228,7 +228,21 @@ class Expert:
     guidance_field: str = "guidance_scale"
 
 
-class DenoisingStage(Stage):
+class StepHookedStage(Stage):
+    """A stage whose loop reports each step (`self.step_hooks.on_step_end`): the run's hooks
+    are held for the duration of one call, so capture and trace see every step."""
+
+    step_hooks: PipelineHooks = _NO_HOOKS
+
+    def __call__(self, batch, hooks=_NO_HOOKS):
+        self.step_hooks = hooks
+        try:
+            return super().__call__(batch, hooks)
+        finally:
+            self.step_hooks = _NO_HOOKS
+
+
+class DenoisingStage(StepHookedStage):
     """The sampling loop: classifier-free guidance, an optional second expert, a scheduler step.
 
     `cfg="sequential"` calls the model twice per step (cond, then uncond) as Wan does;
@@ -251,7 +265,6 @@ class DenoisingStage(Stage):
         self.step_kwargs = step_kwargs
         self.progress = progress
         self.scale_input = scale_input
-        self.step_hooks: PipelineHooks = _NO_HOOKS
 
     def input_checks(self, batch):
         return {"latents": V.tensor(), "timesteps": V.tensor(1)}
@@ -299,13 +312,6 @@ class DenoisingStage(Stage):
                 self.step_hooks.on_step_end(i, t, batch, {"expert": expert.name, "guidance_scale": float(scale)})
             set_step(None)
         return batch
-
-    def __call__(self, batch, hooks=_NO_HOOKS):
-        self.step_hooks = hooks
-        try:
-            return super().__call__(batch, hooks)
-        finally:
-            self.step_hooks = _NO_HOOKS
 
 
 class DecodingStage(Stage):

@@ -20,12 +20,11 @@ from tqdm.auto import tqdm
 
 from workbench.runtime import validators as V
 from workbench.runtime.batch import ForwardBatch
-from workbench.runtime.hooks import PipelineHooks
 from workbench.runtime.stage import Stage
+from workbench.runtime.stages import StepHookedStage
 from workbench.trace.context import set_step
 
 STREAMS = ("video", "audio")
-_NO_HOOKS = PipelineHooks()
 
 
 # ---- guidance terms -----------------------------------------------------------------------
@@ -155,7 +154,7 @@ class LatentLayout(Protocol):
     def unpack(self, stream: str, tokens: torch.Tensor, batch: ForwardBatch) -> torch.Tensor: ...
 
 
-class JointDenoisingStage(Stage):
+class JointDenoisingStage(StepHookedStage):
     """LTX-2's sampling loop over coupled video and audio latents.
 
     Per step, both streams come out of the same transformer calls:
@@ -177,7 +176,6 @@ class JointDenoisingStage(Stage):
         self.layout = layout
         self.coords = coords
         self.progress = progress
-        self.step_hooks: PipelineHooks = _NO_HOOKS
 
     def input_checks(self, batch):
         return {"latents": V.tensor(5), "audio_latents": V.tensor(4), "timesteps": V.tensor(1),
@@ -247,13 +245,6 @@ class JointDenoisingStage(Stage):
                 self.step_hooks.on_step_end(i, t, batch, info)
             set_step(None)
         return batch
-
-    def __call__(self, batch, hooks=_NO_HOOKS):
-        self.step_hooks = hooks
-        try:
-            return super().__call__(batch, hooks)
-        finally:
-            self.step_hooks = _NO_HOOKS
 
 
 # ---- audio decoding -----------------------------------------------------------------------
