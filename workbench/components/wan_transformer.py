@@ -235,7 +235,7 @@ class WanCrossAttention(nn.Module):
         k = self.norm_k(k).unflatten(-1, (self.heads, -1))
         v = v.unflatten(-1, (self.heads, -1))
         o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        return self.out(o.transpose(1, 2).flatten(2).type_as(q))
+        return self.out(o.transpose(1, 2).flatten(2))
 
 
 class WanBlock(nn.Module):

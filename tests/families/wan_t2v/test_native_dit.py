@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -166,7 +167,7 @@ def test_state_loading_refuses_a_model_mismatch():
     state = dict(model.state_dict())
     state.pop("head.weight")
     with pytest.raises(ComponentLoadError, match="missing keys"):
-        load_state_strict(model, state, folder=__import__("pathlib").Path("<memory>"))
+        load_state_strict(model, state, folder=Path("<memory>"))
 
 
 def test_fast_mode_loads_the_native_dit_and_exact_mode_the_official(reference_dir):
