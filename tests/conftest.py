@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+from workbench.parity.numeric_env import PINS
+
+# Regression runs in the numeric environment blessing pins (workbench.parity.numeric_env):
+# set here, before any test imports torch, and inherited by every kernel and CLI child.
+os.environ.update(PINS)
 
 
 @pytest.fixture(scope="session")

@@ -66,3 +66,88 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+# ---- several directories swapped in as one --------------------------------------------------
+class DirectorySwap:
+    """Stage several directories under `root`, then swap them all in as one change.
+
+    Each `stage(target)` gives an empty directory to fill. `commit()` writes a journal of the
+    (staged, target) pairs before the first rename, so a process killed midway leaves a
+    journal that the next `DirectorySwap` on the same root finishes (every staged directory
+    was complete before the journal was written). Staging directories without a journal are
+    leftovers of a run killed before its commit: they are removed. Callers hold
+    `root/.swap.lock` for the whole transaction, so two of them never interleave.
+    """
+
+    JOURNAL = ".swap-journal.json"
+    PREFIX = ".staging-"
+
+    def __init__(self, root: str | Path, label: str):
+        import fcntl
+
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.root / ".swap.lock", "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self.recover()
+        self.staging = Path(tempfile.mkdtemp(prefix=f"{self.PREFIX}{label}-", dir=self.root))
+        self.pairs: list[tuple[Path, Path]] = []
+
+    def stage(self, target: str | Path) -> Path:
+        staged = self.staging / str(len(self.pairs))
+        staged.mkdir()
+        self.pairs.append((staged, Path(target)))
+        return staged
+
+    def commit(self) -> None:
+        import json
+
+        for staged, _ in self.pairs:
+            os.chmod(staged, 0o777 & ~_UMASK)
+            for path in staged.rglob("*"):
+                os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+        atomic_write_text(self.root / self.JOURNAL, json.dumps([[str(s), str(t)] for s, t in self.pairs]))
+        self._apply()
+
+    def close(self) -> None:
+        if self.staging.exists():
+            shutil.rmtree(self.staging)
+        self._lock.close()
+
+    def recover(self) -> None:
+        """Finish an interrupted commit; drop staging directories nothing will commit."""
+        import json
+
+        if (self.root / self.JOURNAL).is_file():
+            self.pairs = [(Path(s), Path(t)) for s, t in json.loads((self.root / self.JOURNAL).read_text())]
+            self._apply()
+        for stale in self.root.glob(f"{self.PREFIX}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def _apply(self) -> None:
+        for staged, target in self.pairs:
+            if not staged.exists():
+                continue  # swapped in before the interruption
+            target.parent.mkdir(parents=True, exist_ok=True)
+            backup = staged.with_name(staged.name + ".old")
+            if target.exists():
+                if backup.exists():
+                    shutil.rmtree(backup)
+                os.replace(target, backup)
+            os.replace(staged, target)
+        for staged, _ in self.pairs:
+            backup = staged.with_name(staged.name + ".old")
+            if backup.exists():
+                shutil.rmtree(backup)
+        (self.root / self.JOURNAL).unlink(missing_ok=True)
+
+    def __enter__(self) -> "DirectorySwap":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+        finally:
+            self.close()

@@ -321,25 +321,30 @@ def normalize(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def bless_notebooks(family: str, progress: bool = True, notebooks_dir: Path = NOTEBOOKS_DIR,
+def bless_notebooks(family: str, out: Path, progress: bool = True, notebooks_dir: Path = NOTEBOOKS_DIR,
                     jobs: int = DEFAULT_JOBS) -> Path:
-    """Execute every notebook on CPU and swap them into reference_outputs/notebooks/<family>/
-    whole: a failing notebook leaves the blessed copies as they were."""
-    from workbench.io import atomic_directory
+    """Execute every notebook on CPU into `out` (a staging directory that `workbench bless`
+    swaps in with the goldens), normalized and stamped with the numeric environment; a
+    failing notebook raises and nothing is swapped in."""
+    import nbformat
 
-    target = reference_dir(family)
-    with atomic_directory(target) as tmp:
-        results = run_family(family, settings={"device": "cpu"}, out=tmp, force=True, progress=progress,
-                             jobs=jobs, notebooks_dir=notebooks_dir, strict=False)
-        failed = [r for r in results if r.status != "ok"]
-        if failed:
-            raise WorkbenchError("not blessed, notebooks failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
-        executed = {r.output for r in results}
-        for path in sorted(tmp.rglob("*"), reverse=True):
-            if path.is_file() and path not in executed:
-                path.unlink()
-            elif path.is_dir():
-                path.rmdir()
-        for path in executed:
-            normalize(path)
-    return target
+    from workbench.parity.numeric_env import describe
+
+    results = run_family(family, settings={"device": "cpu"}, out=out, force=True, progress=progress,
+                         jobs=jobs, notebooks_dir=notebooks_dir, strict=False)
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        raise WorkbenchError("not blessed, notebooks failed: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
+    executed = {r.output for r in results}
+    for path in sorted(out.rglob("*"), reverse=True):
+        if path.is_file() and path not in executed:
+            path.unlink()
+        elif path.is_dir():
+            path.rmdir()
+    environment = describe()
+    for path in executed:
+        normalize(path)
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.setdefault("workbench", {})["numeric_environment"] = environment
+        nbformat.write(nb, path)
+    return out

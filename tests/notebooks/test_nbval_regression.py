@@ -2,8 +2,10 @@
 
 Each family's notebooks are copied to a temporary working directory (files the notebooks
 write land there, not in reference_outputs/) and re-executed by nbval in a subprocess:
-kernel of this environment (`--nbval-current-env`), no cache, the sanitize file. Every
-output not tagged `nbval-ignore-output` must come out the same, parity numbers included.
+kernel of this environment (`--nbval-current-env`), no cache, the sanitize file, and the
+`workbench.nbval_numeric` plugin: every output not tagged `nbval-ignore-output` must come out
+the same, words and integers exactly, printed floats within one unit of their last digit plus
+the cross-host regression tolerance (a blessing from another CPU passes; a real change does not).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.notebooks.conftest import REPO, kernel_env
+from tests.notebooks.conftest import REPO, kernel_env, write_notebook
 from workbench import registry
 
 REFERENCE = REPO / "reference_outputs" / "notebooks"
@@ -24,10 +26,12 @@ SANITIZE = REFERENCE / "nbval_sanitize.cfg"
 SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:
+def nbval(paths: list[Path], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
-           "--nbval-sanitize-with", str(SANITIZE), "--rootdir", str(cwd), "-q", *map(str, paths)]
-    return subprocess.run(cmd, cwd=cwd, env=kernel_env(), capture_output=True, text=True, timeout=1200)
+           "-p", "workbench.nbval_numeric", "--nbval-sanitize-with", str(SANITIZE), "--rootdir", str(cwd),
+           "-q", *map(str, paths)]
+    return subprocess.run(cmd, cwd=cwd, env={**kernel_env(), **(env or {})}, capture_output=True, text=True,
+                          timeout=1200)
 
 
 def copy_family(family: str, tmp_path: Path, names: list[str] | None = None) -> list[Path]:
@@ -77,7 +81,7 @@ def test_every_family_has_blessed_notebooks_in_step_with_the_sources(family):
 
 @pytest.mark.notebook
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(p.name for p in REFERENCE.iterdir() if p.is_dir()))
+@pytest.mark.parametrize("family", sorted(registry.FAMILIES))
 def test_nbval_reexecutes_the_blessed_notebooks(family, tmp_path):
     proc = nbval(copy_family(family, tmp_path), tmp_path)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
@@ -101,3 +105,33 @@ def test_nbval_fails_when_a_parity_number_changes(tmp_path):
     proc = nbval([path], tmp_path)
     assert proc.returncode == 1, proc.stdout[-4000:]
     assert "Cell outputs differ" in proc.stdout and "1.000e-07" in proc.stdout and "1 failed" in proc.stdout
+
+
+def test_blessed_notebook_folders_are_exactly_the_families():
+    """A staging or temp directory (dot-named) is never a family, and nothing unregistered hides there."""
+    assert sorted(p.name for p in REFERENCE.iterdir() if p.is_dir() and not p.name.startswith(".")) == \
+        sorted(registry.FAMILIES)
+    assert not [p.name for p in REFERENCE.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.notebook
+def test_nbval_passes_a_last_digit_flip_and_fails_a_real_change(tmp_path):
+    """Another host prints -9.763e+00 where the blessing has -9.762e+00: that passes; a 1% change,
+    an exact zero becoming 1e-07 or a changed integer still fail, each shown in nbval's diff."""
+    code = 'print(f"mean {-9.7625001:.3e} max_abs {0.0:.3e} steps 3")'
+    blessed = {"flip": "mean -9.762e+00 max_abs 0.000e+00 steps 3\n",
+               "one_percent": "mean -9.860e+00 max_abs 0.000e+00 steps 3\n",
+               "zero": "mean -9.763e+00 max_abs 1.000e-07 steps 3\n",
+               "integer": "mean -9.763e+00 max_abs 0.000e+00 steps 4\n"}
+    path = write_notebook(tmp_path / "printed.ipynb", "x = 0", *[code] * len(blessed))
+    nb = nbformat.read(path, as_version=4)
+    for count, (cell, text) in enumerate(zip(nb.cells[1:], blessed.values()), start=2):
+        cell.execution_count = count  # nbval refuses a reference cell with outputs but no count
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    nbformat.write(nb, path)
+
+    proc = nbval([path], tmp_path)
+    assert proc.returncode == 1 and "3 failed, 2 passed" in proc.stdout, proc.stdout[-3000:]
+    for name in ("one_percent", "zero", "integer"):
+        assert blessed[name].strip() in proc.stdout, name
+    assert blessed["flip"].strip() not in proc.stdout

@@ -15,6 +15,7 @@ import pytest
 from tests.notebooks.conftest import REPO, kernel_env, write_notebook
 from workbench import notebooks as runner
 from workbench.errors import ParameterError, WorkbenchError
+from workbench.commands.bless import bless_family
 from workbench.executors import LocalExecutor
 from workbench.run_report import summary_table
 
@@ -113,7 +114,7 @@ def test_bless_swaps_in_normalized_notebooks_only_when_all_pass(tiny_notebooks, 
     passing.mkdir()
     (passing / "01_hello.ipynb").write_bytes((tiny_notebooks / "01_hello.ipynb").read_bytes())
 
-    target = runner.bless_notebooks("wan_t2v", progress=False, notebooks_dir=passing)
+    (target,) = bless_family("wan_t2v", only="notebooks", progress=False, notebooks_dir=passing)
 
     assert target == tmp_path / "ref" / "notebooks" / "wan_t2v"
     assert sorted(p.name for p in target.iterdir()) == ["01_hello.ipynb"]  # no stamps, index or artifacts
@@ -122,12 +123,14 @@ def test_bless_swaps_in_normalized_notebooks_only_when_all_pass(tiny_notebooks, 
     assert not any("papermill" in c.metadata or "execution" in c.metadata for c in nb.cells)
     assert nb.cells[1].id == "injected-parameters"
     assert nb.cells[2].outputs[0].text == "wan_t2v hi\n"
+    assert nb.metadata.workbench.numeric_environment["cpu_capability"]  # where it was blessed
 
     before = (target / "01_hello.ipynb").read_bytes()
     with pytest.raises(WorkbenchError, match=r"not blessed, notebooks failed: 02_fails: cell 3 .*ValueError"):
-        runner.bless_notebooks("wan_t2v", progress=False, notebooks_dir=tiny_notebooks)
+        bless_family("wan_t2v", only="notebooks", progress=False, notebooks_dir=tiny_notebooks)
     assert (target / "01_hello.ipynb").read_bytes() == before
     assert sorted(p.name for p in target.parent.iterdir()) == ["wan_t2v"]  # no temporary directory left
+    assert not list((tmp_path / "ref").glob(".staging-*"))
 
 
 def _cli(*args, cwd):

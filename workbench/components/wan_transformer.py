@@ -201,6 +201,16 @@ class _MLP(nn.Module):
         return self.linear_2(x)
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scaled dot-product attention over [B, S, H, D] tensors, returning [B, S, H, D].
+
+    The one place the native DiT calls attention: a faster kernel (a backend chosen per
+    device) or sequence parallelism (an all-to-all around it) wraps this function, never
+    the attention modules.
+    """
+    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+
+
 class WanSelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, eps: float):
         super().__init__()
@@ -215,8 +225,7 @@ class WanSelfAttention(nn.Module):
         q = apply_rotary(self.norm_q(q).unflatten(-1, (self.heads, -1)), cos, sin)
         k = apply_rotary(self.norm_k(k).unflatten(-1, (self.heads, -1)), cos, sin)
         v = v.unflatten(-1, (self.heads, -1))
-        o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        return self.out(o.transpose(1, 2).flatten(2))
+        return self.out(attention(q, k, v).flatten(2))
 
 
 class WanCrossAttention(nn.Module):
@@ -234,8 +243,7 @@ class WanCrossAttention(nn.Module):
         k, v = self.kv(context).chunk(2, dim=-1)
         k = self.norm_k(k).unflatten(-1, (self.heads, -1))
         v = v.unflatten(-1, (self.heads, -1))
-        o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        return self.out(o.transpose(1, 2).flatten(2))
+        return self.out(attention(q, k, v).flatten(2))
 
 
 class WanBlock(nn.Module):

@@ -2,8 +2,10 @@
 
 The official pipeline's captured checkpoints (safetensors) and a manifest with versions,
 parameters, and sha256 of every tensor and of the model directory. Tests compare the
-native output against them, which catches drift when a dependency changes. Only
-`workbench bless` rewrites them, and it swaps the whole directory in atomically.
+native output against them under the cross-host regression tolerance (not bitwise: the
+goldens may have been blessed on another CPU), which catches drift when a dependency or
+the port changes. Only `workbench bless` rewrites them, swapping goldens and notebooks in
+as one change.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ def tensor_sha256(capture: CaptureSet) -> dict[str, str]:
     return {c.name: hashlib.sha256(c.tensor.contiguous().numpy().tobytes()).hexdigest() for c in capture}
 
 
-def bless(family_name: str, preset: str | None = None) -> Path:
-    """Run the official pipeline on the cached tiny build and write the goldens for `preset`."""
+def capture_goldens(family_name: str, preset: str | None = None) -> tuple[CaptureSet, dict]:
+    """Run the official pipeline on the cached tiny build: the golden capture for `preset`
+    and its manifest (versions, parameters, numeric environment, sha256 of every tensor and
+    of the model directory)."""
     from workbench import registry
-    from workbench.io import atomic_directory
+    from workbench.parity.numeric_env import describe
     from workbench.parity.runner import run_reference
-    from workbench.references import ensure_reference, tree_sha256, versions
+    from workbench.references import builder_fingerprint, ensure_reference, tree_sha256, versions
     from workbench.runtime.device import resolve_device
 
     family = registry.get_family(family_name)
@@ -47,14 +51,21 @@ def bless(family_name: str, preset: str | None = None) -> Path:
     capture = run_reference(family, model_dir / "official", params, resolve_device("cpu"))
     manifest = {
         "family": family.name, "preset": preset, "official_pipeline": family.official_pipeline,
-        "versions": versions(), "seed": params.seed, "parameters": params.to_json_dict(),
+        "versions": versions(), "numeric_environment": describe(), "seed": params.seed,
+        "parameters": params.to_json_dict(), "builder_fingerprint": builder_fingerprint(family),
+        # sha256 of the build on the blessing host: informative only, since the random init
+        # itself differs by a few ulp between CPU vector paths (hence the regression tolerance)
         "model_dir_sha256": {side: tree_sha256(model_dir / side) for side in ("official", "converted")},
         "tensor_sha256": tensor_sha256(capture),
     }
-    with atomic_directory(golden_dir(family.name, preset)) as tmp:
-        capture.save(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return golden_dir(family.name, preset)
+    return capture, manifest
+
+
+def write_goldens(directory: Path, capture: CaptureSet, manifest: dict) -> Path:
+    """Write a capture and its manifest into `directory` (a staging directory of `workbench bless`)."""
+    capture.save(directory)
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return directory
 
 
 def load_golden(family: str, preset: str) -> tuple[CaptureSet, dict]:
@@ -68,3 +79,35 @@ def load_golden(family: str, preset: str) -> tuple[CaptureSet, dict]:
     if corrupt:
         raise WorkbenchError(f"{directory}: tensors {corrupt} do not match the sha256 in {MANIFEST}")
     return capture, manifest
+
+
+def regress(family: str, preset: str, capture: CaptureSet, model_dir: Path | None = None):
+    """Compare a capture (native or official, from this host) with the committed goldens under
+    the cross-host regression tolerance.
+
+    Refused when the goldens came from another builder (the tiny build's recipe changed:
+    re-bless). The verdict's `numeric_environment` gate says whether this host's numeric
+    environment differs from the blessing's; where it is the same, the build in `model_dir`
+    must also be byte-identical to the blessed one (the random init is then deterministic).
+    """
+    from workbench import registry
+    from workbench.parity.compare import compare_captures
+    from workbench.parity.numeric_env import describe, mismatch
+    from workbench.references import builder_fingerprint, tree_sha256
+
+    golden, manifest = load_golden(family, preset)
+    directory = golden_dir(family, preset)
+    built = builder_fingerprint(registry.get_family(family))
+    if manifest.get("builder_fingerprint") != built:
+        raise WorkbenchError(f"{directory}: blessed from builder {manifest.get('builder_fingerprint')}, this "
+                             f"checkout builds {built}: re-bless with `workbench bless {family}`")
+    note = mismatch(manifest.get("numeric_environment"), describe())
+    if model_dir is not None and note is None:
+        here = {side: tree_sha256(Path(model_dir) / side) for side in ("official", "converted")}
+        if here != manifest["model_dir_sha256"]:
+            raise WorkbenchError(f"{directory}: same numeric environment as the blessing, but the build in "
+                                 f"{model_dir} differs from the blessed one ({here} vs {manifest['model_dir_sha256']})")
+    verdict = compare_captures(golden, capture, mode="regression", family=family, preset=preset,
+                               parameters=manifest["parameters"])
+    verdict.gates["numeric_environment"] = note or "same numeric environment as the blessing"
+    return verdict

@@ -39,6 +39,7 @@ class Metrics:
     reference_dtype: str
     native_dtype: str
     max_abs_diff: float | None = None
+    max_rel_diff: float | None = None  # max_abs_diff / max |reference|: comparable across kinds and scales
     mean_abs_diff: float | None = None
     rel_abs_mean_drift: float | None = None
     cosine: float | None = None
@@ -65,7 +66,7 @@ class Metrics:
         return cls(**data)
 
 
-FLOAT_FIELDS = ("max_abs_diff", "mean_abs_diff", "rel_abs_mean_drift", "cosine", "psnr", "ssim", "snr_db",
+FLOAT_FIELDS = ("max_abs_diff", "max_rel_diff", "mean_abs_diff", "rel_abs_mean_drift", "cosine", "psnr", "ssim", "snr_db",
                 "stft_distance")
 
 
@@ -91,10 +92,12 @@ def compare_tensors(reference: torch.Tensor, native: torch.Tensor, kind: str = "
         return Metrics(**base, error="; ".join(problems))
     a = reference.detach().to("cpu", torch.float64)
     b = native.detach().to("cpu", torch.float64)
-    out = dict(base, max_abs_diff=0.0, mean_abs_diff=0.0, rel_abs_mean_drift=0.0, cosine=1.0)
+    out = dict(base, max_abs_diff=0.0, max_rel_diff=0.0, mean_abs_diff=0.0, rel_abs_mean_drift=0.0, cosine=1.0)
     if a.numel():
         diff = (a - b).abs()
-        out.update(max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+        max_abs, scale = float(diff.max()), float(a.abs().max())
+        out.update(max_abs_diff=max_abs, max_rel_diff=max_abs / scale if scale else (math.inf if max_abs else 0.0),
+                   mean_abs_diff=float(diff.mean()),
                    rel_abs_mean_drift=rel_abs_mean_drift(a, b), cosine=cosine(a, b))
     if kind == "frames" and a.numel():
         out.update(psnr=psnr(a, b), ssim=float(ssim_per_frame(a, b).mean()) if a.dim() >= 3 else None)

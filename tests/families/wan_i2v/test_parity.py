@@ -77,13 +77,11 @@ def test_scheduler_shift_is_localized_to_timesteps(broken_copy, edit_json):
 
 
 def test_native_matches_committed_goldens(reference_dir):
-    from workbench.parity.golden import load_golden
-    from workbench.references import tree_sha256
+    from workbench.parity.golden import load_golden, regress
 
     golden, manifest = load_golden(FAMILY, "tiny-ci")
     root = reference_dir(FAMILY)
-    assert manifest["model_dir_sha256"]["official"] == tree_sha256(root / "official")
     native, _ = run_native(root / "converted", registry.get_family(FAMILY).sampling_params("tiny-ci"))
     assert golden.names() == native.names()
-    for checkpoint in golden:
-        torch.testing.assert_close(native[checkpoint.name].tensor, checkpoint.tensor, rtol=0, atol=1e-6)
+    verdict = regress(FAMILY, "tiny-ci", native, model_dir=root)
+    assert verdict.passed, verdict.summary_table()
