@@ -22,8 +22,12 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    from workbench.io import check_output_file
     from workbench.parity.runner import run_parity
 
+    for flag, path in (("--json", args.json), ("--report", args.report)):
+        if path:
+            check_output_file(path, flag)  # before the run: a verdict is never computed only to be lost
     result = run_parity(args.family, preset=args.preset, request=request_from_args(args), mode=args.mode,
                         model_dir=args.model_dir, device=args.device, compile=args.compile,
                         skip_component_gate=args.skip_component_gate)

@@ -1,0 +1,175 @@
+"""The bad-input battery (issue 18): every case ends as one line on stderr naming the file, field
+or stage and what was expected, exit 2 (or the stated behaviour), no traceback, and nothing the
+user had is changed or lost.
+
+Commands run in-process through `workbench.cli.main` (the console script's own code path; a
+subprocess per case would cost seconds of imports each). The tiny Wan build is made once per
+session (`wan_dir`) and copied per case that corrupts it (`wan_copy`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """Every file under `root` (hidden ones too) -> sha256 of its bytes: equal before and after = untouched."""
+    root = Path(root)
+    if root.is_file():
+        return {root.name: hashlib.sha256(root.read_bytes()).hexdigest()}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
+
+
+def one_line_error(capsys, argv, *needles, code=2) -> str:
+    """Run the CLI; assert the exit code, exactly one stderr line holding every needle, no traceback."""
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == code, f"exit {rc}, stderr: {err}"
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got: {err!r}"
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    assert lines[0].startswith(f"workbench {argv[0]}: error: ")
+    return lines[0]
+
+
+# ---- data lost or half-written ---------------------------------------------------------------
+def test_build_reference_refuses_a_users_directory(capsys, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "thesis.txt").write_text("x")
+    before = tree_state(d)
+    one_line_error(capsys, ["build-reference", "wan_t2v", "--out", str(d)], f"--out {d}", "thesis.txt",
+                   "not a reference build")
+    assert tree_state(d) == before
+    assert sorted(os.listdir(tmp_path)) == ["d"]  # no staging directory left behind
+
+
+@pytest.mark.parametrize("flag", ["--json", "--report"])
+@pytest.mark.parametrize("where", ["proc", "existing_dir", "under_a_file"])
+def test_parity_output_paths_checked_before_the_run(capsys, tmp_path, wan_dir, monkeypatch, flag, where):
+    import workbench.parity.runner as runner
+
+    hostname = tmp_path / "hostname"
+    hostname.write_text("host\n")
+    target, needle = {"proc": ("/proc/v.json", "cannot write in /proc"),
+                      "existing_dir": (str(tmp_path), "is a directory"),
+                      "under_a_file": (f"{hostname}/r.html", "is a file, not a directory")}[where]
+    monkeypatch.setattr(runner, "run_parity", lambda *a, **k: pytest.fail("parity ran before its outputs were checked"))
+    before = tree_state(tmp_path)
+    one_line_error(capsys, ["parity", "wan_t2v", "--model-dir", str(wan_dir), flag, target], flag, needle)
+    assert tree_state(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv_tail, needles", [
+    (["--out", "/proc/o.mp4"], ("--out /proc/o.mp4", "cannot write in /proc")),
+    (["--out", "{hostname}/o.mp4"], ("/o.mp4", "is a file, not a directory")),
+    (["--out", "{tmp}/o.mp4", "--frames-dir", "{hostname}"], ("--frames-dir", "is a file, expected a directory")),
+    (["--out", "{tmp}/o.avi"], ("--out", "o.avi", "family wan_t2v writes video", ".mp4 or .gif")),
+    (["--out", "{tmp}/o"], ("--out", "expected a file ending in")),
+], ids=["proc", "under_a_file", "frames_dir_is_a_file", "avi", "no_suffix"])
+def test_generate_output_paths_checked_before_generating(capsys, tmp_path, wan_dir, monkeypatch, argv_tail, needles):
+    import workbench.api.generate as api
+
+    hostname = tmp_path / "hostname"
+    hostname.write_text("host\n")
+    argv_tail = [a.format(hostname=hostname, tmp=tmp_path) for a in argv_tail]
+    monkeypatch.setattr(api, "load_pipeline", lambda *a, **k: pytest.fail("generated before checking --out"))
+    before = tree_state(tmp_path)
+    one_line_error(capsys, ["generate", "wan_t2v", "--model-dir", str(wan_dir), *argv_tail], *needles)
+    assert tree_state(tmp_path) == before
+
+
+def test_generate_refuses_a_video_suffix_for_audio(capsys, tmp_path, monkeypatch):
+    import workbench.api.generate as api
+
+    monkeypatch.setattr(api, "load_pipeline", lambda *a, **k: pytest.fail("generated before checking --out"))
+    one_line_error(capsys, ["generate", "stable_audio", "--model-dir", str(tmp_path), "--out", str(tmp_path / "a.mp4")],
+                   "family stable_audio writes audio", ".wav or .flac")
+    assert os.listdir(tmp_path) == []
+
+
+def test_perf_record_batch_is_one_transaction(capsys, tmp_path):
+    from tests.perf.conftest import record_dict
+
+    db = tmp_path / "perf.sqlite"
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps([record_dict(0)]))
+    assert main(["perf", "record", str(old), "--db", str(db)]) == 0
+    capsys.readouterr()
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps([record_dict(1), record_dict(0)]))  # [new, duplicate]
+    one_line_error(capsys, ["perf", "record", str(batch), "--db", str(db)], "already stored",
+                   "nothing of this batch of 2 was recorded")
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT \"commit\" FROM records").fetchall() == [("c0000",)]
+
+
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from workbench.io import atomic_directory
+with atomic_directory(Path(sys.argv[1])) as tmp:
+    (tmp / "official").mkdir()
+    print("staged", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_killed_build_leaves_nothing_the_next_build_does_not_clean(tmp_path):
+    """kill -9 in the middle of an atomic directory build: its staging directory is removed by the
+    next build of the same target (the killed process is gone), and the earlier build survives."""
+    from workbench.io import atomic_directory
+
+    target = tmp_path / "ref"
+    target.mkdir()
+    (target / "converted").mkdir()
+    (target / "converted" / "model_index.json").write_text("{}")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(target)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "staged"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".ref.")]
+    assert len(leftovers) == 1  # what kill -9 leaves
+    assert (target / "converted" / "model_index.json").read_text() == "{}"  # the earlier build is intact
+    with atomic_directory(target) as tmp:
+        (tmp / "official").mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref"]
+    assert sorted(os.listdir(target)) == ["official"]
+
+
+def test_swap_killed_between_renames_restores_the_old_directory(tmp_path):
+    from workbench.io import atomic_directory
+
+    target = tmp_path / "ref"
+    backup = tmp_path / ".ref.old"
+    backup.mkdir()
+    (backup / "keep.txt").write_text("old build")  # the state after `target -> backup`, before `tmp -> target`
+    from workbench.io import clean_stale_directories
+
+    clean_stale_directories(target)
+    assert (target / "keep.txt").read_text() == "old build" and not backup.exists()
+    with atomic_directory(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref"] and os.listdir(target) == ["new.txt"]
