@@ -173,3 +173,119 @@ def test_swap_killed_between_renames_restores_the_old_directory(tmp_path):
     with atomic_directory(target) as tmp:
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref"] and os.listdir(target) == ["new.txt"]
+
+
+# ---- damaged model directories: tracebacks that became named errors, silent loads refused -----
+def _shard(transformer: Path, index: str) -> None:
+    os.rename(transformer / "diffusion_pytorch_model.safetensors",
+              transformer / "diffusion_pytorch_model-00001-of-00001.safetensors")
+    (transformer / "diffusion_pytorch_model.safetensors.index.json").write_text(index)
+
+
+def _retype(key_suffix: str, dtype_name: str):
+    def corrupt(d: Path) -> None:
+        import torch
+        from safetensors.torch import load_file, save_file
+
+        dtype = getattr(torch, dtype_name)
+        f = d / "converted/transformer/diffusion_pytorch_model.safetensors"
+        state = load_file(f)
+        key = next(k for k in state if k.endswith(key_suffix))
+        state[key] = state[key].to(dtype)
+        save_file(state, f)
+    return corrupt
+
+
+def _outside_shard(d: Path) -> None:
+    from safetensors.torch import load_file
+
+    t = d / "converted/transformer"
+    keys = list(load_file(t / "diffusion_pytorch_model.safetensors"))
+    os.rename(t / "diffusion_pytorch_model.safetensors", d / "x.safetensors")
+    (t / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {k: "../../x.safetensors" for k in keys}}))
+
+
+def _edit_json(rel: str, **changes):
+    def corrupt(d: Path) -> None:
+        path = d / rel
+        data = json.loads(path.read_text())
+        data.update(changes)
+        path.write_text(json.dumps(data))
+    return corrupt
+
+
+def _empty_tokenizer(d: Path) -> None:
+    shutil.rmtree(d / "converted/tokenizer")
+    (d / "converted/tokenizer").mkdir()
+
+
+def _pickle_official(d: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    t = d / "official/transformer"
+    torch.save(load_file(t / "diffusion_pytorch_model.safetensors"), t / "diffusion_pytorch_model.bin")
+    os.remove(t / "diffusion_pytorch_model.safetensors")
+
+
+MODEL_DIR_CASES = {
+    "index_invalid_json": (lambda d: _shard(d / "converted/transformer", "{not json"),
+                           ("transformer/diffusion_pytorch_model.safetensors.index.json", "not a readable JSON index")),
+    "index_without_weight_map": (lambda d: _shard(d / "converted/transformer", '{"metadata": {}}'),
+                                 ("index.json", "expected a non-empty 'weight_map'")),
+    "index_shard_outside_folder": (_outside_shard, ("index.json", "outside the module folder", "../../x.safetensors")),
+    "index_missing_shard": (lambda d: _shard(d / "converted/transformer", '{"weight_map": {"a": "gone.safetensors"}}'),
+                            ("index.json", "do not exist", "gone.safetensors")),
+    "config_field_wrong_type": (_edit_json("converted/transformer/config.json", num_layers="abc"),
+                                ("transformer/config.json", "field 'num_layers' expected an integer", "'abc'")),
+    "config_invalid_json": (lambda d: (d / "converted/text_encoder/config.json").write_text('{"d_model": 32,'),
+                            ("text_encoder/config.json", "invalid JSON", "line 1")),
+    "tensor_int64_for_float32": (_retype("proj_out.weight", "int64"),
+                                 ("converted/transformer", "'proj_out.weight' is int64 in the file, float32 expected")),
+    "tensor_float16_for_float32": (_retype("proj_out.weight", "float16"),
+                                   ("converted/transformer", "'proj_out.weight' is float16 in the file, float32 expected")),
+    "empty_tokenizer_folder": (_empty_tokenizer, ("converted/tokenizer", "no vocabulary file for T5Tokenizer")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MODEL_DIR_CASES))
+def test_damaged_model_directory_is_a_named_error(capsys, wan_copy, tmp_path, case):
+    corrupt, needles = MODEL_DIR_CASES[case]
+    corrupt(wan_copy)
+    before = tree_state(wan_copy)
+    out = tmp_path / "o.mp4"
+    one_line_error(capsys, ["generate", "wan_t2v", "--model-dir", str(wan_copy), "--out", str(out)], *needles)
+    assert tree_state(wan_copy) == before and not out.exists()
+
+
+def test_a_declared_precision_still_loads_its_dtype(wan_copy):
+    """A bf16 checkpoint loaded for bf16 (a module's declared precision) is not refused."""
+    import torch
+
+    from workbench.runtime.loader import load_module
+    from workbench.runtime.manifest import read_manifest
+
+    _retype("proj_out.weight", "bfloat16")(wan_copy)
+    spec = read_manifest(wan_copy / "converted").modules["transformer"]
+    model = load_module(wan_copy / "converted", spec, dtype=torch.bfloat16)
+    assert model.proj_out.weight.dtype == torch.float32  # loaded (cast by the policy's placement later)
+
+
+def test_official_pickle_weights_refused_by_name(capsys, wan_copy):
+    _pickle_official(wan_copy)
+    before = tree_state(wan_copy)
+    one_line_error(capsys, ["parity", "wan_t2v", "--model-dir", str(wan_copy), "--skip-component-gate"],
+                   "official/transformer", "only pickle weights (diffusion_pytorch_model.bin)", "safetensors only")
+    assert tree_state(wan_copy) == before
+
+
+def test_component_parity_official_side_is_safetensors_only(wan_copy):
+    from workbench.errors import ComponentLoadError
+    from workbench.portstate.components import load_official
+    from workbench.runtime.manifest import read_manifest
+
+    _pickle_official(wan_copy)
+    spec = read_manifest(wan_copy / "official").modules["transformer"]
+    with pytest.raises(ComponentLoadError, match="only pickle weights"):
+        load_official(wan_copy / "official", spec)
