@@ -289,3 +289,96 @@ def test_component_parity_official_side_is_safetensors_only(wan_copy):
     spec = read_manifest(wan_copy / "official").modules["transformer"]
     with pytest.raises(ComponentLoadError, match="only pickle weights"):
         load_official(wan_copy / "official", spec)
+
+
+# ---- requests: refused before anything is allocated --------------------------------------------
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height (PIL refuses a bomb from the header alone)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("sets, needles", [
+    (["height=100000000"], ("stage 'InputValidationStage'", "field 'height' expected at most", "rope_max_seq_len",
+                            "got 100000000")),
+    (["width=100000000"], ("field 'width' expected at most", "RoPE table")),
+    (["num_frames=100001"], ("field 'num_frames' expected at most", "RoPE table")),
+    (["guidance_scale=Infinity"], ("field 'guidance_scale' expected a finite number", "got inf")),
+    (["guidance_scale=NaN"], ("field 'guidance_scale' expected a finite number", "got nan")),
+], ids=["height_beyond_rope", "width_beyond_rope", "frames_beyond_rope", "guidance_inf", "guidance_nan"])
+def test_request_out_of_the_models_range(capsys, tmp_path, wan_dir, sets, needles):
+    argv = ["generate", "wan_t2v", "--model-dir", str(wan_dir), "--out", str(tmp_path / "o.mp4")]
+    one_line_error(capsys, argv + [a for s in sets for a in ("--set", s)], *needles)
+    assert os.listdir(tmp_path) == []
+
+
+def test_size_beyond_free_memory_refused_before_allocating(capsys, tmp_path, wan_dir, monkeypatch):
+    from workbench.runtime import validators
+
+    monkeypatch.setattr(validators, "available_memory_bytes", lambda device=None: 1000)
+    one_line_error(capsys, ["generate", "wan_t2v", "--model-dir", str(wan_dir), "--out", str(tmp_path / "o.mp4")],
+                   "field 'num_frames x height x width'", "decoded frames (fp32) fits in memory", "GiB available")
+    assert os.listdir(tmp_path) == []
+
+
+def test_image_on_a_text_to_video_family_is_refused(capsys, tmp_path, wan_dir):
+    from PIL import Image
+
+    image = tmp_path / "first.png"
+    Image.new("RGB", (40, 40)).save(image)
+    before = tree_state(tmp_path)
+    one_line_error(capsys, ["generate", "wan_t2v", "--model-dir", str(wan_dir), "--out", str(tmp_path / "o.mp4"),
+                            "--image", str(image)], "family wan_t2v is T2V and takes no conditioning image")
+    assert tree_state(tmp_path) == before
+
+
+def test_decompression_bomb_image_is_a_named_error(capsys, tmp_path):
+    from workbench.errors import ParameterError
+    from workbench.media import load_image
+
+    bomb = _png_header(tmp_path / "bomb.png", 20000, 20000)
+    with pytest.raises(ParameterError, match=r"image .*bomb.png: too large to decode safely: .*400000000 pixels"):
+        load_image(bomb)
+
+
+def test_model_dir_of_another_family_is_named(capsys, wan_copy, tmp_path):
+    """`generate wan_t2v --model-dir <a stable_audio build>`: the directory's class is named."""
+    manifest = wan_copy / "converted/model_index.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "_class_name": "NativeStableAudioPipeline"}))
+    before = tree_state(wan_copy)
+    one_line_error(capsys, ["generate", "wan_t2v", "--model-dir", str(wan_copy), "--out", str(tmp_path / "o.mp4")],
+                   "holds NativeStableAudioPipeline (family stable_audio)", "not NativeWanPipeline of family wan_t2v")
+    assert tree_state(wan_copy) == before
+
+
+@pytest.mark.parametrize("process", ["foreign", "gone"])
+def test_lab_stop_says_what_it_did(capsys, tmp_path, monkeypatch, process):
+    from workbench import lab as lab_mod
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        if process == "gone":
+            other.kill()
+            other.wait()
+        state = tmp_path / "lab"
+        state.mkdir()
+        (state / lab_mod.STATE_FILE).write_text(json.dumps(
+            {"pid": other.pid, "port": 1, "token": "t", "root": "/", "cmd": ["python", "-m", "jupyterlab"]}))
+        assert main(["lab", "--stop"]) == 0
+        out = capsys.readouterr().out
+        assert "stopped JupyterLab" not in out
+        assert ("did not stop pid" in out and "left alone" in out) if process == "foreign" else "was not running" in out
+        if process == "foreign":
+            assert other.poll() is None  # the process that reused the PID is untouched
+    finally:
+        other.kill()
+        other.wait()

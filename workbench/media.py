@@ -120,6 +120,8 @@ def load_image(source):
         try:
             image = Image.open(source)
             image.load()
+        except Image.DecompressionBombError as exc:  # refused from its header, before any pixel is decoded
+            raise ParameterError(f"image {name}: too large to decode safely: {exc}") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise ParameterError(f"image {name}: cannot be read as an image ({exc})") from None
     else:

@@ -39,7 +39,26 @@ def resolve_model_dir(family, model_dir: str | Path | None) -> Path:
             raise ParameterError(
                 f"--model-dir {model_dir}: expected {side}/model_index.json (build one with "
                 f"`workbench build-reference {family.name} --out {model_dir}`)")
+    check_model_dir_family(family, model_dir)
     return model_dir
+
+
+def check_model_dir_family(family, model_dir: Path) -> None:
+    """The directory's native pipeline class is the family's (exact class resolution): a build of
+    another family is named as such instead of failing later on a field that family lacks."""
+    from workbench import registry
+    from workbench.runtime.manifest import read_manifest
+
+    manifest = read_manifest(model_dir / "converted")
+    try:
+        held = registry.resolve_pipeline_class(manifest)
+    except WorkbenchError:
+        held = None
+    if held is not family.pipeline_class:
+        others = sorted(f.name for f in registry.FAMILIES.values() if held is not None and f.pipeline_class is held)
+        owner = f" (family {', '.join(others)})" if others else ""
+        raise ParameterError(f"--model-dir {model_dir}: converted/model_index.json holds {manifest.class_name}{owner}, "
+                             f"not {family.pipeline_class.__name__} of family {family.name}")
 
 
 def run_native(converted_dir: Path, params: SamplingParam, device: str | torch.device = "cpu",
