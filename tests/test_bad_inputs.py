@@ -382,3 +382,48 @@ def test_lab_stop_says_what_it_did(capsys, tmp_path, monkeypatch, process):
     finally:
         other.kill()
         other.wait()
+
+
+# ---- a native side that raises during parity: a partial verdict, exit 1 ----------------------
+@pytest.mark.parametrize("fault, stage, step", [
+    ("decode_wrong_layout", "DecodingStage", None),
+    ("denoiser_raises_at_step_1", "DenoisingStage", 1),
+])
+def test_native_side_raising_gives_a_partial_verdict(capsys, tmp_path, wan_dir, monkeypatch, fault, stage, step):
+    import workbench.api.generate as api
+    from workbench.families.wan.pipeline import NativeWanPipeline
+    from workbench.parity.verdict import Verdict
+
+    monkeypatch.setattr(api, "_PIPELINES", {})  # a pipeline built with the fault is not cached for other tests
+    if fault == "decode_wrong_layout":  # latents [B, C, F, H, W] handed over as [B, F, C, H, W]: a conv error
+        decode = NativeWanPipeline.decode
+        monkeypatch.setattr(NativeWanPipeline, "decode", lambda self, latents, batch: decode(
+            self, latents.transpose(1, 2).contiguous(), batch))
+    else:
+        predict = NativeWanPipeline.predict_noise
+        calls = []
+
+        def predict_noise(self, model, latents, t, batch, branch, **kw):
+            calls.append(branch)
+            if len(calls) > 2:  # sequential guidance: two calls per step, so this is step 1
+                raise RuntimeError("injected fault\nsecond line")
+            return predict(self, model, latents, t, batch, branch, **kw)
+
+        monkeypatch.setattr(NativeWanPipeline, "predict_noise", predict_noise)
+    out = tmp_path / "v.json"
+    rc = main(["parity", "wan_t2v", "--model-dir", str(wan_dir), "--skip-component-gate", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("workbench parity: native side raised in ")
+    assert f"stage {stage!r}" in lines[0] and (step is None or f"step {step}:" in lines[0])
+    verdict = Verdict.from_json(out)
+    assert verdict.native_error["stage"] == stage and verdict.native_error["step"] == step
+    assert not verdict.passed and verdict.exit_code == 1
+    got = {c.name: c for c in verdict.checkpoints}
+    assert got["prompt_embeds"].passed  # captured before the fault, and compared
+    if step == 1:
+        assert got["latents_step_000"].passed and got["latents_step_001"].reason == "missing in native"
+    else:
+        assert got["final_latents"].passed and got["frames"].reason == "missing in native"
+    assert "native side raised" in captured.out  # the partial verdict table says so too

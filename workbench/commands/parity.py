@@ -41,4 +41,10 @@ def run(args) -> int:
 
         write_report(verdict, result.reference, result.native, args.report)
         print(f"report: {args.report}")
+    if verdict.native_error is not None:  # the partial verdict is above; one line says where the port broke
+        import sys
+
+        from workbench.parity.verdict import native_error_text
+
+        print(f"workbench parity: native side raised in {native_error_text(verdict.native_error)}", file=sys.stderr)
     return verdict.exit_code
