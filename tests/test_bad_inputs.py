@@ -341,12 +341,15 @@ def test_image_on_a_text_to_video_family_is_refused(capsys, tmp_path, wan_dir):
 
 
 def test_decompression_bomb_image_is_a_named_error(capsys, tmp_path):
-    from workbench.errors import ParameterError
-    from workbench.media import load_image
+    from workbench import registry
+    from workbench.references import ensure_reference
 
+    i2v = ensure_reference(registry.get_family("wan_i2v"))
     bomb = _png_header(tmp_path / "bomb.png", 20000, 20000)
-    with pytest.raises(ParameterError, match=r"image .*bomb.png: too large to decode safely: .*400000000 pixels"):
-        load_image(bomb)
+    before = tree_state(tmp_path)
+    one_line_error(capsys, ["generate", "wan_i2v", "--model-dir", str(i2v), "--out", str(tmp_path / "o.mp4"),
+                            "--image", str(bomb)], f"image {bomb}: too large to decode safely", "400000000 pixels")
+    assert tree_state(tmp_path) == before
 
 
 def test_model_dir_of_another_family_is_named(capsys, wan_copy, tmp_path):

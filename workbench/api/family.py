@@ -96,6 +96,10 @@ class FamilyConfig:
 
             raise ParameterError(f"image (--image): family {self.name} is {self.workload.name} and takes no "
                                  "conditioning image; image-to-video families do (see `workbench families`)")
+        if params.image is not None:
+            from workbench.media import check_image
+
+            check_image(params.image)  # from its header, before any model loads
         return params
 
     @property
