@@ -102,6 +102,16 @@ class PerfStore:
         with self._conn:
             self._insert(record, on_conflict="")
 
+    def add_all(self, records: Sequence[PerfRecord]) -> None:
+        """Insert a batch in one transaction: a record already stored (or given twice) refuses
+        the whole batch, and nothing of it is stored."""
+        try:
+            with self._conn:
+                for record in records:
+                    self._insert(record, on_conflict="")
+        except PerfError as exc:
+            raise PerfError(f"{exc}; nothing of this batch of {len(records)} was recorded") from None
+
     def _insert(self, record: PerfRecord, on_conflict: str) -> None:
         data = record.to_dict()
         values = [data[c] for c in _TEXT_COLUMNS] + [int(data[c]) for c in _BOOL_COLUMNS]
