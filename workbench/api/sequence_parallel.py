@@ -165,6 +165,15 @@ def launch(command: str, args: Any, sp: int) -> int:
     """Run `command` (a workbench.commands module name, e.g. "parity") with `args` as `sp` ranks
     on this host; rank 0's exit code."""
     payload = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    return launch_entry(["command", command, json.dumps(payload)], sp)
+
+
+def launch_call(target: str, payload: dict[str, Any], sp: int) -> int:
+    """Run `module:function(payload)` in `sp` ranks on this host (a sweep case, for instance)."""
+    return launch_entry(["call", target, json.dumps(payload)], sp)
+
+
+def launch_entry(entry: list[str], sp: int) -> int:
     port = free_port()
     procs: list[subprocess.Popen] = []
     errs: list[Any] = []
@@ -173,7 +182,7 @@ def launch(command: str, args: Any, sp: int) -> int:
             err = tempfile.TemporaryFile(mode="w+") if rank else None
             errs.append(err)
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "workbench.api.sequence_parallel", command, json.dumps(payload)],
+                [sys.executable, "-m", "workbench.api.sequence_parallel", *entry],
                 env=rank_environment(rank, sp, port), stdout=None if rank == 0 else subprocess.DEVNULL,
                 stderr=None if rank == 0 else err))
         failed = _wait(procs)
@@ -231,19 +240,25 @@ def _last_line(err) -> str:
 
 
 def _rank_main(argv: list[str]) -> int:
-    """A rank started by `launch`: rebuild the command's arguments and run it."""
+    """A rank started by `launch_entry`: `command NAME ARGS_JSON` (a workbench command with its
+    parsed arguments) or `call MODULE:FUNCTION PAYLOAD_JSON`."""
     import argparse
     import importlib
 
-    command, payload = argv
-    args = argparse.Namespace(**json.loads(payload))
-    module = importlib.import_module(f"workbench.commands.{command}")
+    kind, target, payload = argv
+    name = target if kind == "command" else target.partition(":")[2]
+    debug = False
     try:
-        return int(module.run(args) or 0)
+        if kind == "command":
+            args = argparse.Namespace(**json.loads(payload))
+            debug = getattr(args, "debug", False)
+            return int(importlib.import_module(f"workbench.commands.{target}").run(args) or 0)
+        module, _, function = target.partition(":")
+        return int(getattr(importlib.import_module(module), function)(json.loads(payload)) or 0)
     except WorkbenchError as exc:
-        if getattr(args, "debug", False):
+        if debug:
             raise
-        print(f"workbench {command}: error: {exc}", file=sys.stderr)
+        print(f"workbench {name}: error: {exc}", file=sys.stderr)
         return 2
     finally:
         finish_rank()

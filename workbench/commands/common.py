@@ -22,11 +22,12 @@ def add_request_args(p: argparse.ArgumentParser, device_default: str = "auto") -
     p.add_argument("--compile", action="store_true", help="fast mode: torch.compile the denoiser")
 
 
-def add_sp_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sp", type=int, default=1, metavar="N",
-                   help="sequence parallelism: the native Wan DiT's tokens sharded over N ranks on this host "
-                        "(one GPU each on CUDA, gloo processes on CPU); starts the ranks itself, or runs as a "
-                        "rank under torchrun (default: 1)")
+SP_HELP = ("sequence parallelism: the native Wan DiT's tokens sharded over N ranks on this host (one GPU each "
+           "on CUDA, gloo processes on CPU); starts the ranks itself, or runs as a rank under torchrun (default: 1)")
+
+
+def add_sp_arg(p: argparse.ArgumentParser, help: str = SP_HELP) -> None:
+    p.add_argument("--sp", type=int, default=1, metavar="N", help=help)
 
 
 def run_sequence_parallel(command: str, args: argparse.Namespace, rank_run) -> int:
