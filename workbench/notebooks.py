@@ -18,6 +18,7 @@ non-inline backend such as agg strips the figures from the outputs).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any, Iterator, Mapping, Sequence
 
 from workbench.errors import ParameterError, WorkbenchError
@@ -166,6 +168,44 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+#: Longest wait of one poll on a kernel channel before polling again (seconds).
+POLL_SLICE_S = 1.0
+
+
+@functools.cache
+def sliced_poll_kernel_manager():
+    """An AsyncKernelManager whose clients never wait on a kernel socket without a deadline.
+
+    nbclient waits for a cell's reply with `get_msg(timeout=None)`, and pyzmq's asyncio poll
+    can miss the wake-up of a message that is already queued (nbclient#312): on a loaded
+    machine a widget cell of 02 then hung forever with its kernel idle. A poll with a timeout
+    re-checks the socket when the timeout fires, so waiting in one-second slices picks the
+    message up within a second; an explicit timeout is passed through unchanged."""
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Type
+
+    class SlicedPollChannel(AsyncZMQSocketChannel):
+        async def get_msg(self, timeout: float | None = None):
+            if timeout is not None:
+                return await super().get_msg(timeout)
+            while True:
+                try:
+                    return await super().get_msg(POLL_SLICE_S)
+                except Empty:
+                    continue
+
+    class SlicedPollClient(AsyncKernelClient):
+        shell_channel_class = Type(SlicedPollChannel)
+        iopub_channel_class = Type(SlicedPollChannel)
+
+    class SlicedPollKernelManager(AsyncKernelManager):
+        client_factory = Type(SlicedPollClient)
+
+    return SlicedPollKernelManager
+
+
 def execute(path: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) -> str:
     """Run one notebook into `output`, written whole also when it fails; '' or the failure.
 
@@ -184,7 +224,8 @@ def execute(path: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) 
             # would os.chdir() the whole process, which parallel notebooks (threads) must not.
             papermill.execute_notebook(str(path), str(tmp), parameters=dict(parameters), kernel_name=KERNEL,
                                        progress_bar=False, log_output=False,
-                                       resources={"metadata": {"path": str(cwd)}})
+                                       resources={"metadata": {"path": str(cwd)}},
+                                       kernel_manager_class=sliced_poll_kernel_manager())
         except Exception as exc:  # the notebook's error, or papermill's (kernel died, bad parameters)
             if not tmp.stat().st_size:
                 tmp.write_bytes(path.read_bytes())

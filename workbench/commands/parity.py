@@ -23,8 +23,12 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
+    from workbench.io import check_output_file
     from workbench.parity.runner import run_parity
 
+    for flag, path in (("--json", args.json), ("--report", args.report)):
+        if path:
+            check_output_file(path, flag)  # before the run: a verdict is never computed only to be lost
     if getattr(args, "sp", 1) != 1:
         from workbench.parity.sequence_parallel import refuse_mode
 
@@ -44,6 +48,12 @@ def run(args) -> int:
 
         write_report(verdict, result.reference, result.native, args.report)
         print(f"report: {args.report}")
+    if verdict.native_error is not None:  # the partial verdict is above; one line says where the port broke
+        import sys
+
+        from workbench.parity.verdict import native_error_text
+
+        print(f"workbench parity: native side raised in {native_error_text(verdict.native_error)}", file=sys.stderr)
     return verdict.exit_code
 
 
