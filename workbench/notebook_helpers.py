@@ -207,6 +207,7 @@ class Sample:
     media: dict[str, torch.Tensor]
     device: str
     paths: list[Path] = field(default_factory=list)
+    previews: dict[Path, Path] = field(default_factory=dict)  # written file -> its browser-playable preview
 
     @property
     def fps(self) -> int | None:
@@ -232,14 +233,21 @@ def generate_sample(family_name: str, preset: str | None = None, device: str = "
 
 
 def write_sample(sample: Sample, out_dir: str | Path, stem: str = "sample") -> list[Path]:
-    """The sample as an mp4 and/or a wav under `out_dir` (relative to the working directory)."""
-    from workbench.media import write_audio, write_video
+    """The sample as an mp4 and/or a wav under `out_dir` (relative to the working directory).
+
+    A wav at a rate browsers refuse (the tiny Stable Audio VAE's 16 Hz) also gets a
+    `<stem>.preview.wav` resampled for listening; the players use it."""
+    from workbench.media import preview_rate, write_audio, write_preview_audio, write_video
 
     out_dir = Path(out_dir)
     if "frames" in sample.media:
         sample.paths.append(write_video(sample.media["frames"], out_dir / f"{stem}.mp4", sample.fps))
     if "waveform" in sample.media:
-        sample.paths.append(write_audio(sample.media["waveform"], out_dir / f"{stem}.wav", sample.sampling_rate))
+        wav = write_audio(sample.media["waveform"], out_dir / f"{stem}.wav", sample.sampling_rate)
+        sample.paths.append(wav)
+        if preview_rate(sample.sampling_rate) != sample.sampling_rate:
+            sample.previews[wav] = write_preview_audio(sample.media["waveform"], out_dir / f"{stem}.preview.wav",
+                                                       sample.sampling_rate)
     return sample.paths
 
 
@@ -264,6 +272,8 @@ def print_sample(sample: Sample) -> None:
             raise WorkbenchError(f"{sample.family}: {name} has NaN or Inf values")
     for path in sample.paths:
         print(f"wrote       : {path.as_posix()}")
+        if path in sample.previews:
+            print(f"preview     : {sample.previews[path].as_posix()} (resampled for listening)")
 
 
 def print_performance(sample: Sample) -> None:
@@ -284,7 +294,7 @@ def show_sample(sample: Sample):
         if path.suffix == ".mp4":
             players.append(Video(str(path), embed=True, width=256, html_attributes="controls loop"))
         elif path.suffix == ".wav":
-            players.append(Audio(filename=str(path)))
+            players.append(Audio(filename=str(sample.previews.get(path, path))))
     return players
 
 
