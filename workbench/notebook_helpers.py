@@ -547,9 +547,41 @@ def slider_specs(family_name: str, preset: str | None = None, device: str = "cpu
     return specs
 
 
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (for static snapshots next to live widgets)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def snapshot_box(children, snapshot: bytes | None = None):
+    """A VBox whose display also carries a static PNG `snapshot` (image/png beside the
+    widget view in one bundle): JupyterLab renders the live widget; an executed notebook
+    opened without a kernel, its nbconvert HTML and the blessed copy (the bundle survives
+    `workbench.notebooks.normalize`) show the snapshot instead of `VBox(children=...`."""
+    import base64
+
+    import ipywidgets as widgets
+
+    class SnapshotBox(widgets.VBox):
+        def _repr_mimebundle_(self, **kwargs):
+            data = super()._repr_mimebundle_(**kwargs)
+            if self.snapshot is not None:
+                data["image/png"] = base64.b64encode(self.snapshot).decode("ascii")
+                data["text/plain"] = "(static snapshot of the widget; run the cell in JupyterLab to use it)"
+            return data
+
+    box = SnapshotBox(list(children))
+    box.snapshot = snapshot
+    return box
+
+
 def tuning_widget(family_name: str, preset: str | None = None, device: str = "cpu",
                   request: Mapping[str, Any] | None = None):
-    """Sliders with a live preview (regenerates when a slider is released).
+    """Sliders with a live preview (regenerates when a slider is released); its display
+    carries a PNG snapshot of the latest preview for headless runs (`snapshot_box`).
 
     Generation runs outside the preview's Output capture and only the finished figure and
     statistics go into it: library output printed by a run inside the capture stalled
@@ -563,11 +595,13 @@ def tuning_widget(family_name: str, preset: str | None = None, device: str = "cp
         cls = widgets.IntSlider if isinstance(value, int) else widgets.FloatSlider
         sliders[name] = cls(min=lo, max=hi, step=step, value=value, description=name, continuous_update=False)
     out = widgets.Output()
+    box = snapshot_box([*sliders.values(), out])
 
     def preview(_change=None):
         values = {name: slider.value for name, slider in sliders.items()}
         sample = generate_sample(family_name, preset, device, request_from(**values))
         fig = plot_sample(sample, title=", ".join(f"{k}={v}" for k, v in values.items()))
+        box.snapshot = figure_png(fig)
         plt.close(fig)  # shown once, through the Output widget
         with out:
             clear_output(wait=True)
@@ -577,7 +611,7 @@ def tuning_widget(family_name: str, preset: str | None = None, device: str = "cp
     for slider in sliders.values():
         slider.observe(preview, names="value")
     preview()
-    return widgets.VBox([*sliders.values(), out])
+    return box
 
 
 # ---- 04 parity / 05 trace ----------------------------------------------------------------

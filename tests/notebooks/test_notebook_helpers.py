@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import matplotlib
@@ -129,6 +130,9 @@ def test_tuning_sliders_start_at_the_request_and_include_shift_when_the_schedule
     assert specs == {"steps": (1, 8, 1, 2), "guidance": (0.0, 10.0, 0.5, 5.0), "shift": (0.5, 8.0, 0.5, 3.0),
                      "seed": (0, 1000, 1, 5)}
     widget = nb.tuning_widget("wan_t2v", request={"num_inference_steps": 1})
+    bundle = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live widget in JupyterLab...
+    assert base64.b64decode(bundle["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"  # ...and its static snapshot
     *sliders, _preview = widget.children
     assert [c.description for c in sliders] == ["steps", "guidance", "shift", "seed"]
     # Outside a kernel the Output widget passes its display through to stdout.
