@@ -23,9 +23,11 @@ import json
 import os
 import sys
 import threading
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -199,19 +201,123 @@ def _read_stamp(stamp: Path) -> dict[str, Any]:
         return {}
 
 
+_VERDICT_LINE = re.compile(r"^verdict: (PASS|FAIL)\b", re.M)
+_DIVERGENCE = re.compile(r"\bfirst divergence(?: at|:) ([^:\n]+)")
+_ANNOTATIONS = ("verdict", "first_divergence", "key_parameters", "date", "commit", "thumbnail", "html")
+
+
+@lru_cache(maxsize=1)
+def checkout_commit() -> str:
+    """This checkout's short commit, "-dirty" when it has uncommitted changes ("" outside git)."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30)
+
+    head = git("rev-parse", "--short=10", "HEAD")
+    if head.returncode != 0:
+        return ""
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _output_texts(nb) -> list[str]:
+    texts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                texts.append(output.get("text", ""))
+            elif output.get("output_type") == "error":
+                texts.append(f"{output.get('ename')}: {output.get('evalue', '')}")
+            else:
+                texts.append(output.get("data", {}).get("text/plain", ""))
+    return texts
+
+
+def notebook_key_parameters(path: Path, nb) -> dict[str, Any]:
+    """The parameters the notebook ran with (declared defaults, then injected), less the
+    family, paths and unset (None) values."""
+    values: dict[str, Any] = {}
+    for name, text in declared_parameters(path).items():
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[name] = text
+    values.update(nb.metadata.get("papermill", {}).get("parameters", {}))
+    return {k: v for k, v in values.items() if v is not None and k not in ("family", "out_dir", "store")}
+
+
+def render_html(nb, path: Path) -> Path:
+    """The executed notebook as a self-contained HTML page (nbconvert, images inline).
+
+    The widget state is left out of the rendering: with it nbconvert draws widgets through
+    a script from a CDN; without it each widget output shows its static snapshot."""
+    import copy
+
+    from nbconvert import HTMLExporter
+
+    from workbench.io import atomic_write_text
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return atomic_write_text(path, body)
+
+
+def annotate(result: RunResult, path: Path, out: Path) -> RunResult:
+    """What the run index shows of an executed notebook: its verdict and first divergence
+    (from what it printed), key parameters, date, commit, a thumbnail of its last figure and
+    an HTML rendering. A notebook that cannot be read keeps only its status."""
+    import base64
+    from datetime import datetime, timezone
+
+    import nbformat
+
+    from workbench.run_report import THUMB_SUFFIX
+
+    result.date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    result.commit = checkout_commit()
+    try:
+        nb = nbformat.read(result.output, as_version=4)
+    except (OSError, ValueError) as exc:  # nbformat raises ValueError subclasses for bad JSON
+        result.detail = result.detail or f"executed notebook unreadable: {exc}"
+        return result
+    result.key_parameters = notebook_key_parameters(path, nb)
+    text = "\n".join(_output_texts(nb))
+    verdicts = _VERDICT_LINE.findall(text)
+    result.verdict = verdicts[-1] if verdicts else ""
+    divergence = [d.strip() for d in _DIVERGENCE.findall(text) if d.strip() != "none"]
+    result.first_divergence = divergence[0] if divergence else ""
+    pngs = [o["data"]["image/png"] for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    if pngs:
+        from workbench.io import atomic_path
+
+        result.thumbnail = out / f"{path.stem}{THUMB_SUFFIX}"
+        with atomic_path(result.thumbnail) as tmp:
+            tmp.write_bytes(base64.b64decode(pngs[-1]))
+    result.html = render_html(nb, out / f"{path.stem}.html")
+    return result
+
+
 def run_notebook(family: str, path: Path, parameters: Mapping[str, Any], out: Path, force: bool) -> RunResult:
-    """One notebook: skipped when its stamp is current, else executed and stamped."""
+    """One notebook: skipped when its stamp is current (the index keeps what the stamp
+    recorded of it), else executed, annotated for the index and stamped."""
     from workbench.io import atomic_write_text
 
     output, stamp = out / path.name, out / f"{path.stem}{STAMP_SUFFIX}"
     key = fingerprint(path, parameters)
     previous = _read_stamp(stamp)
     if not force and output.is_file() and previous.get("fingerprint") == key and previous.get("status") == "ok":
-        return RunResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)")
+        kept = {k: previous[k] for k in _ANNOTATIONS if previous.get(k) is not None}
+        for name in ("thumbnail", "html"):
+            if name in kept:
+                kept[name] = Path(kept[name])
+        return RunResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)", **kept)
     start = time.perf_counter()
     failure = execute(path, output, parameters, cwd=out)
     result = RunResult(family, path.stem, "failed" if failure else "ok", time.perf_counter() - start,
                        output, failure)
+    annotate(result, path, out)
     atomic_write_text(stamp, json.dumps({"fingerprint": key, "parameters": dict(parameters),
                                          **{k: v for k, v in asdict(result).items() if k != "output"}},
                                         indent=1, default=str) + "\n")
