@@ -629,10 +629,12 @@ def plot_parity_media(parity):
 def save_parity(parity, out_dir: str | Path) -> list[Path]:
     """The verdict JSON and the self-contained HTML report, under `out_dir`."""
     from workbench.parity.report import write_report
+    from workbench.players import model_sampling_rate
 
     stem = Path(out_dir) / f"{parity.verdict.family}_parity"
     paths = [parity.verdict.to_json(f"{stem}_verdict.json"),
-             write_report(parity.verdict, parity.reference, parity.native, f"{stem}_report.html")]
+             write_report(parity.verdict, parity.reference, parity.native, f"{stem}_report.html",
+                          sampling_rate=model_sampling_rate(getattr(parity, "model_dir", None)))]
     for path in paths:
         print(f"wrote {Path(path).as_posix()}")
     return paths
