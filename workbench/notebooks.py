@@ -137,6 +137,7 @@ def kernel_environment() -> Iterator[None]:
             paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
             os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in paths if p != str(REPO_ROOT)])
             os.environ.pop("MPLBACKEND", None)
+            os.environ["WORKBENCH_HEADLESS"] = "1"  # notebook_helpers.figure_backend: static figures
         _environment_users += 1
     try:
         yield
@@ -157,6 +158,46 @@ def check_kernel() -> None:
     except NoSuchKernel:
         raise WorkbenchError(f"no Jupyter kernel named {KERNEL!r}; register this environment's with "
                              f"`{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL}`") from None
+
+
+def _kernel_manager_class():
+    """nbclient's kernel manager, quiet: IPC transport (ipykernel warns that TCP without
+    CurveZMQ keys is unencrypted), sockets under a private temporary directory, and no
+    SIGINT at shutdown (jupyter_client interrupts before the shutdown request, and a kernel
+    idle in its event loop logs "KeyboardInterrupt caught in kernel" for a notebook that passed)."""
+    global _QuietKernelManager
+    if _QuietKernelManager is None:
+        import tempfile
+        import uuid
+
+        from jupyter_client.manager import AsyncKernelManager
+        from traitlets import Unicode, default
+
+        class QuietKernelManager(AsyncKernelManager):
+            transport = Unicode("ipc")
+
+            @default("ip")
+            def _ip_default(self):
+                directory = Path(tempfile.mkdtemp(prefix="wb-kernel-"))
+                return str(directory / f"kernel-{uuid.uuid4().hex[:8]}")
+
+            async def _async_interrupt_kernel(self):
+                if self.shutting_down:
+                    return
+                await super()._async_interrupt_kernel()
+
+            async def _async_cleanup_resources(self, restart: bool = False):
+                await super()._async_cleanup_resources(restart=restart)
+                if not restart:
+                    import shutil
+
+                    shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+        _QuietKernelManager = QuietKernelManager
+    return _QuietKernelManager
+
+
+_QuietKernelManager = None
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -186,7 +227,8 @@ def execute(path: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) 
             # would os.chdir() the whole process, which parallel notebooks (threads) must not.
             papermill.execute_notebook(str(path), str(tmp), parameters=dict(parameters), kernel_name=KERNEL,
                                        progress_bar=False, log_output=False,
-                                       resources={"metadata": {"path": str(cwd)}})
+                                       resources={"metadata": {"path": str(cwd)}},
+                                       kernel_manager_class=_kernel_manager_class())
         except Exception as exc:  # the notebook's error, or papermill's (kernel died, bad parameters)
             if not tmp.stat().st_size:
                 tmp.write_bytes(path.read_bytes())
