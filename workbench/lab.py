@@ -127,8 +127,11 @@ def stop(state_dir: Path | None = None, timeout: float = 15.0) -> Lab | None:
 
 
 def start(port: int | None = None, gpu: int | None = None, root: Path | None = None,
-          state_dir: Path | None = None, timeout: float = 90.0) -> Lab:
-    """Start JupyterLab in the background and return once its API answers."""
+          state_dir: Path | None = None, timeout: float = 90.0, expose_app: bool = False) -> Lab:
+    """Start JupyterLab in the background and return once its API answers.
+
+    `expose_app` sets `window.jupyterapp` in the page (the browser test drives Lab's
+    commands through it)."""
     from workbench.io import atomic_write_text
     from workbench.notebooks import REPO_ROOT, kernel_environment
 
@@ -144,6 +147,8 @@ def start(port: int | None = None, gpu: int | None = None, root: Path | None = N
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={HOST}", f"--port={port}",
            "--port-retries=0", f"--ServerApp.root_dir={root}", "--ServerApp.allow_remote_access=False",
            "--KernelManager.transport=ipc"]
+    if expose_app:
+        cmd.append("--LabApp.expose_app_in_browser=True")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI run as root; loopback + token still apply
     with kernel_environment():
