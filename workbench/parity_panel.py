@@ -184,6 +184,7 @@ def parity_panel(family_name: str, preset: str | None = None, mode: str = "exact
     from workbench import registry
     from workbench.notebook_helpers import figure_png, snapshot_box
     from workbench.parity import plots
+    from workbench.players import model_sampling_rate
 
     family = registry.get_family(family_name)
     params = parity.params if parity is not None else family.sampling_params(preset)
@@ -248,17 +249,11 @@ def parity_panel(family_name: str, preset: str | None = None, mode: str = "exact
             kind = family.output_kind
             try:
                 if kind in ("frames", "joint"):
-                    ref, _ = plots._first_of_kind(run.reference, run.native, "frames")
-                    count = plots._frames_of_item0(ref.tensor).shape[0]
-                    media_frame.max = count - 1
-                    fig = plt.figure(figsize=plots._frames_size(ref.tensor[..., media_frame.value:media_frame.value + 1,
-                                                                           :, :, :], None), layout="constrained")
-                    nat = run.native[ref.name].tensor
-                    index = slice(media_frame.value, media_frame.value + 1)
-                    plots._draw_frames(fig, ref.tensor[..., index, :, :, :], nat[..., index, :, :, :], None)
-                    fig.suptitle(f"{ref.name}: frame {media_frame.value}")
+                    media_frame.max = max(plots.frame_count(run.reference) - 1, 0)
+                    fig = plots.plot_frames(run.reference, run.native, frames=[media_frame.value])
                 else:
-                    fig = plots.plot_waveforms(run.reference, run.native)
+                    fig = plots.plot_waveforms(run.reference, run.native,
+                                               sampling_rate=model_sampling_rate(getattr(run, "model_dir", None)))
             except WorkbenchError as exc:
                 print(f"not drawn: {exc}")
                 return

@@ -40,6 +40,7 @@ def test_panel_offers_the_family_fields_and_model_dir_and_reruns_with_them(run, 
     sel = panel.selectors
     assert sel["checkpoint"].value == "final_latents" and "latents_step_001" in sel["checkpoint"].options
     assert (sel["channel"].max, sel["frame"].max) == (15, 2)  # every channel and latent frame selectable
+    assert sel["media_frame"].max == 8  # every decoded frame
     assert panel.widget.children[-1].value.count("<video ") == 3
     assert "image/png" in panel._repr_mimebundle_()
 

@@ -36,6 +36,10 @@ def test_all_plots_render(capture_pair):
         assert frames.axes[-1].get_ylabel() == "|diff|"  # the normalised diff's colourbar
         width, height = frames.get_size_inches()
         assert width * 100 < 9 * 1.5 * 100 + 200 and height < 6  # sized to nine 32x32 thumbnails
+        one = _render(plots.plot_frames(ref, nat, frames=[4]))
+        assert [ax.get_title() for ax in one.axes][0] == "frame 4" and len(one.axes) == 3 + 1
+        with pytest.raises(ParityError, match=r"frames \[9\] out of range \(0..8\)"):
+            plots.plot_frames(ref, nat, frames=[9])
         sched = _render(plots.plot_schedules(ref, nat, {"sigmas"}))
         assert [ax.get_title() for ax in sched.axes[:2]] == ["timesteps", "sigmas  (out of tolerance)"]
         assert {line.get_label() for line in sched.axes[1].lines} >= {"reference", "native"}

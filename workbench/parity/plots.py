@@ -221,11 +221,14 @@ def frame_picks(count: int, max_frames: int | None) -> list[int]:
 
 
 def _draw_frames(fig: Figure | SubFigure, ref: torch.Tensor, nat: torch.Tensor, max_frames: int | None,
-                 amplify: float | None = None) -> None:
+                 amplify: float | None = None, picks: list[int] | None = None) -> None:
     """Rows reference | native | |diff| normalised to its max (one colourbar, in pixel
     values), one column per frame: a 60 dB difference is visible, not black."""
     ref, nat = _frames_of_item0(ref), _frames_of_item0(nat)
-    picks = frame_picks(ref.shape[0], max_frames)
+    picks = frame_picks(ref.shape[0], max_frames) if picks is None else picks
+    bad = [i for i in picks if not 0 <= i < ref.shape[0]]
+    if bad:
+        raise ParityError(f"frames {bad} out of range (0..{ref.shape[0] - 1})")
     psnrs, ssims = psnr_per_frame(ref[picks], nat[picks]), ssim_per_frame(ref[picks], nat[picks])
     diffs = (ref[picks].double() - nat[picks].double()).abs().amax(-1)  # [F,H,W], max over RGB
     top = float(diffs.max()) or 1.0
@@ -245,24 +248,32 @@ def _draw_frames(fig: Figure | SubFigure, ref: torch.Tensor, nat: torch.Tensor, 
                  shrink=0.9, location="right")
 
 
-def _frames_size(frames: torch.Tensor, max_frames: int | None) -> tuple[float, float]:
+def _frames_size(frames: torch.Tensor, max_frames: int | None, count: int | None = None) -> tuple[float, float]:
     """Width and height in inches for a 3-row grid of these frames (sized to the content)."""
     item0 = _frames_of_item0(frames)
-    cols = len(frame_picks(item0.shape[0], max_frames))
+    cols = count or len(frame_picks(item0.shape[0], max_frames))
     h, w = item0.shape[-3], item0.shape[-2]
     cell = FRAME_INCHES * (w / max(h, w)), FRAME_INCHES * (h / max(h, w))
     return cell[0] * cols + 1.4, cell[1] * 3 + 1.0
 
 
 def plot_frames(reference: CaptureSet, native: CaptureSet, max_frames: int | None = 16,
-                amplify: float | None = None) -> Figure:
+                amplify: float | None = None, frames: list[int] | None = None) -> Figure:
     """Reference | native | normalised |diff| for every frame (up to `max_frames`, evenly
-    spaced beyond). `amplify` is accepted for compatibility; the diff is normalised."""
+    spaced beyond), or the `frames` given. `amplify` is accepted for compatibility; the
+    diff is normalised to its max."""
     ref, nat = _first_of_kind(reference, native, "frames")
-    fig = plt.figure(figsize=_frames_size(ref.tensor, max_frames), layout="constrained")
-    _draw_frames(fig, ref.tensor, nat.tensor, max_frames)
-    fig.suptitle(ref.name)
+    fig = plt.figure(figsize=_frames_size(ref.tensor, max_frames, len(frames) if frames else None),
+                     layout="constrained")
+    _draw_frames(fig, ref.tensor, nat.tensor, max_frames, picks=frames)
+    fig.suptitle(ref.name if not frames else f"{ref.name}: frame {', '.join(map(str, frames))}")
     return fig
+
+
+def frame_count(reference: CaptureSet) -> int:
+    """Frames of batch item 0 in the first frames checkpoint (0 when there is none)."""
+    ref = next((c for c in reference if c.kind == "frames"), None)
+    return 0 if ref is None else _frames_of_item0(ref.tensor).shape[0]
 
 
 # ---- waveforms ----
