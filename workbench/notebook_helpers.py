@@ -37,8 +37,8 @@ def _short(value: Any, width: int = 60) -> str:
 
 #: Library warnings the notebooks are known to trigger, each harmless here (message regex, category, why).
 KNOWN_WARNINGS = (
-    (r"Should have (tb|ta)>=t0 but got", UserWarning,
-     "torchsde's Brownian interval when the solver queries the first step's boundary (Stable Audio)"),
+    (r"Should have \w+[<>]=\w+ but got", UserWarning,
+     "torchsde's Brownian interval when the solver queries a step boundary a float ulp outside it (Stable Audio)"),
     (r".*torch\.nn\.utils\.weight_norm.* is deprecated", FutureWarning,
      "diffusers' Oobleck VAE / vocoders still call the old weight_norm"),
     (r".*weight_norm.*deprecated", UserWarning, "the same deprecation, as some torch builds raise it"),

@@ -29,3 +29,18 @@ def test_stable_audio_sample_keeps_its_rate_and_plays_a_preview(tmp_path):
     assert torch.equal(sample.media["waveform"], before)  # compared tensors untouched
     [player] = nb.show_sample(sample)
     assert type(player).__name__ == "Audio" and player.filename == str(preview)
+
+
+def test_known_library_warnings_are_filtered_and_others_are_not():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nb.filter_known_warnings()
+        warnings.warn("Should have tb<=t1 but got tb=500.00006103515625 and t1=500.0.", UserWarning)
+        warnings.warn("Should have tb>=t0 but got tb=0.29999998211860657 and t0=0.3.", UserWarning)
+        warnings.warn("`torch.nn.utils.weight_norm` is deprecated in favor of "
+                      "`torch.nn.utils.parametrizations.weight_norm`.", FutureWarning)
+        warnings.warn("something else", UserWarning)
+    assert [str(w.message) for w in caught] == ["something else"]
+    assert nb.figure_backend() in ("inline", "widget")
