@@ -633,7 +633,7 @@ def tuning_widget(family_name: str, preset: str | None = None, device: str = "cp
     headless kernels (ltx2, then wan_i2v under papermill) on a loaded machine."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import clear_output, display
+    from IPython.display import Image, clear_output, display
 
     sliders = {}
     for name, (lo, hi, step, value) in slider_specs(family_name, preset, device, request).items():
@@ -647,10 +647,10 @@ def tuning_widget(family_name: str, preset: str | None = None, device: str = "cp
         sample = generate_sample(family_name, preset, device, request_from(**values))
         fig = plot_sample(sample, title=", ".join(f"{k}={v}" for k, v in values.items()))
         box.snapshot = figure_png(fig)
-        plt.close(fig)  # shown once, through the Output widget
+        plt.close(fig)  # shown once, as a PNG: the same with the inline and the ipympl backend
         with out:
             clear_output(wait=True)
-            display(fig)
+            display(Image(data=box.snapshot))
             print_sample(sample)
 
     for slider in sliders.values():

@@ -179,7 +179,7 @@ def parity_panel(family_name: str, preset: str | None = None, mode: str = "exact
     `parity` (a finished run) is shown at once without running again."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import HTML, clear_output, display
+    from IPython.display import Image, clear_output, display
 
     from workbench import registry
     from workbench.notebook_helpers import figure_png, snapshot_box
@@ -224,8 +224,8 @@ def parity_panel(family_name: str, preset: str | None = None, mode: str = "exact
             except WorkbenchError as exc:
                 print(f"not drawn: {exc}")
                 return
+            display(Image(data=figure_png(fig)))  # a PNG: the same with the inline and ipympl backends
             plt.close(fig)
-            display(fig)
 
     def on_checkpoint(_change=None):
         run = state["parity"]
@@ -257,8 +257,8 @@ def parity_panel(family_name: str, preset: str | None = None, mode: str = "exact
             except WorkbenchError as exc:
                 print(f"not drawn: {exc}")
                 return
+            display(Image(data=figure_png(fig)))  # a PNG: the same with the inline and ipympl backends
             plt.close(fig)
-            display(fig)
 
     def show(run):
         state["parity"] = run
