@@ -4,15 +4,21 @@ Each executed notebook is written next to a `<name>.run.json` stamp whose finger
 covers the notebook source, its parameters, the workbench sources and the library
 versions; a notebook whose stamp matches is skipped unless forced. A failing notebook is
 recorded with its failing cell and the remaining notebooks still run. The run directory
-gets a `summary.txt` and an `index.html` that links the executed notebooks and the files
-they wrote.
+gets a `summary.txt` and an `index.html`: per notebook its status, the verdict and first
+divergence it printed, key parameters, date, commit, a thumbnail of its last figure and a
+link to an HTML rendering (`annotate`), then the files the notebooks wrote.
+
+Kernels run over IPC sockets and are not interrupted at shutdown (`_kernel_manager_class`):
+no TCP-without-encryption warning, no "KeyboardInterrupt caught in kernel" for a notebook
+that passed.
 
 Each (family, notebook) is one task for an executor (workbench/executors.py): threads in
 this process by default, or one Ray task each. The kernel is the `python3` kernel spec,
 started in the run directory (the notebooks' relative `out_dir` lands
 there). It inherits the environment of the process that starts it, so
-`kernel_environment()` puts this checkout on PYTHONPATH and drops MPLBACKEND (a
-non-inline backend such as agg strips the figures from the outputs).
+`kernel_environment()` puts this checkout on PYTHONPATH, drops MPLBACKEND (a
+non-inline backend such as agg strips the figures from the outputs) and sets
+WORKBENCH_HEADLESS (static figures: `notebook_helpers.figure_backend`).
 """
 
 from __future__ import annotations
