@@ -2,7 +2,8 @@
 
 Each subcommand lives next to the code it drives and exposes `configure(parser)` and
 `run(args) -> int`; this module only lists them. Error convention for every command: a
-`WorkbenchError` prints one line on stderr and exits 2 (`--debug` shows the traceback).
+`WorkbenchError` (or an `OSError` naming a file) prints one line on stderr and exits 2
+(`--debug` shows the traceback).
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message on one line (a library message may hold newlines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # The only top-level option is a flag, so the first bare word is the command; with no
@@ -63,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as exc:
         if args.debug:
             raise
-        print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"workbench {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the command reads or writes: the OS names it and what failed
+        if args.debug:
+            raise
+        print(f"workbench {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)

@@ -166,11 +166,40 @@ class RayExecutor:
         import_ray(local=not self.address)  # refuse before any work when the extra is missing
         self.max_retries = max_retries
         self.num_cpus = num_cpus  # of a local instance; None: every core
+        # task key -> its placement group as Ray reported it (strategy, bundles, node ids)
+        self.placements: dict[str, dict[str, Any]] = {}
 
     def gpus(self, device: str, cluster_gpus: float) -> int:
         if device.startswith("cuda:"):
             raise ParameterError(f"device {device!r}: with --executor ray, Ray assigns the GPU; use 'cuda' or 'auto'")
         return int(device == "cuda" or (device == "auto" and cluster_gpus > 0))
+
+    def placement(self, task: Task, num_gpus: int) -> dict[str, Any] | None:
+        """A task of `sp` > 1 sequence-parallel ranks: one STRICT_PACK placement group holding all
+        its GPUs (one per rank) and CPUs (`cpus` per rank) in one bundle, so they sit on one node
+        (its ranks talk over NVLink / shared memory, never across nodes); None otherwise."""
+        ranks = getattr(task, "sp", 1)
+        if ranks == 1:
+            return None
+        bundle = {"CPU": task.cpus * ranks}
+        if num_gpus:
+            bundle["GPU"] = ranks
+        return {"strategy": "STRICT_PACK", "bundles": [bundle]}
+
+    def _place(self, ray, task: Task, spec: dict[str, Any], options: dict[str, Any]):
+        """Reserve the placement group (refused when no node is large enough) and schedule in it."""
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        (bundle,) = spec["bundles"]
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        if not any(all(res.get(k, 0) >= v for k, v in bundle.items()) for res in nodes):
+            raise ParameterError(f"task {task.key}: {getattr(task, 'sp', 1)} sequence-parallel ranks need "
+                                 f"{bundle} on one node; no node of the cluster has that")
+        group = placement_group(spec["bundles"], strategy=spec["strategy"], name=f"{task.key}-sp")
+        options.update(num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0),
+                       scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0))
+        return group
 
     def run(self, tasks: Sequence[Task], desc: str = "", progress: bool = True) -> Iterator[Done]:
         if not tasks:  # e.g. every case finished earlier: no cluster to start or reach
@@ -179,6 +208,8 @@ class RayExecutor:
         ray = import_ray(local=not self.address)
         bar = _progress_bar(len(tasks), desc, progress)
         pending: dict[Any, Task] = {}
+        groups: dict[Any, Any] = {}  # task ref -> its placement group (sequence-parallel tasks)
+        refused: list[Done] = []
         try:
             remote = ray.remote(_outcome)
             cluster_gpus = ray.cluster_resources().get("GPU", 0)
@@ -186,18 +217,48 @@ class RayExecutor:
             for task, num_gpus in zip(tasks, gpus):
                 options = dict(num_cpus=task.cpus, num_gpus=num_gpus, max_retries=self.max_retries,
                                retry_exceptions=False, name=task.key)
-                pending[remote.options(**options).remote(task)] = task
+                spec = self.placement(task, num_gpus)
+                group = None
+                if spec is not None:
+                    try:
+                        group = self._place(ray, task, spec, options)
+                    except ParameterError as exc:
+                        refused.append(Done(task, error=str(exc)))
+                        continue
+                ref = remote.options(**options).remote(task)
+                pending[ref] = task
+                if group is not None:
+                    groups[ref] = group
+            for done in refused:
+                yield done
+                bar.update()
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(ref)
-                yield self._collect(ray, ref, task)
+                done = self._collect(ray, ref, task)
+                if ref in groups:
+                    self._release(ray, task, groups.pop(ref))
+                yield done
                 bar.update()
         finally:
             for ref in pending:  # interrupted: stop what is still queued or running
                 ray.cancel(ref, force=True)
+            for ref, group in groups.items():
+                self._release(ray, pending.get(ref), group)
             bar.close()
             if started:
                 ray.shutdown()
+
+    def _release(self, ray, task, group) -> None:
+        """Record where a placement group's bundles were (`placements[task.key]`), then free it."""
+        from ray.util.placement_group import placement_group_table, remove_placement_group
+
+        if task is not None:
+            table = placement_group_table(group)
+            self.placements[task.key] = {"strategy": table.get("strategy"),
+                                         "bundles": list(table.get("bundles", {}).values()),
+                                         "nodes": sorted(set(table.get("bundles_to_node_id", {}).values()))}
+        remove_placement_group(group)
 
     def _collect(self, ray, ref, task: Task) -> Done:
         died = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError)

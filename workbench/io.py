@@ -43,12 +43,64 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
     return Path(target)
 
 
+TMP_DIR_TAG = ".tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clean_stale_directories(target: str | Path) -> list[Path]:
+    """Remove what a killed `atomic_directory(target)` left next to `target`.
+
+    A staging directory is named `.NAME.tmp-HOST-PID-XXXX`: one whose process is gone (same
+    host) is removed; one of a live process, or of another host, is left alone. A backup
+    `.NAME.old` is restored when the swap was killed between its two renames (no `target`),
+    and removed when the new directory is already in place.
+    """
+    import socket
+
+    target = Path(target)
+    removed: list[Path] = []
+    if not target.parent.is_dir():
+        return removed
+    host = socket.gethostname()
+    for stale in target.parent.glob(f".{target.name}{TMP_DIR_TAG}*"):
+        tag = stale.name[len(f".{target.name}{TMP_DIR_TAG}"):]
+        stale_host, _, pid = tag.rpartition("-")[0].rpartition("-")  # HOST-PID-random
+        if stale_host != host or not pid.isdigit() or _pid_alive(int(pid)) or not stale.is_dir():
+            continue
+        shutil.rmtree(stale, ignore_errors=True)
+        removed.append(stale)
+    backup = target.with_name(f".{target.name}.old")
+    if backup.is_dir():
+        if target.exists():
+            shutil.rmtree(backup)
+        else:
+            os.replace(backup, target)
+    return removed
+
+
 @contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Build a directory under a temporary name and swap it in whole on success."""
+    """Build a directory under a temporary name and swap it in whole on success.
+
+    Leftovers of a killed earlier build of the same target are cleaned first
+    (`clean_stale_directories`); the staging name carries host and pid for that.
+    """
+    import socket
+
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    clean_stale_directories(target)
+    prefix = f".{target.name}{TMP_DIR_TAG}{socket.gethostname()}-{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
@@ -66,6 +118,57 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+# ---- output paths checked before any work ----------------------------------------------------
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_can_create_in(directory: Path, flag: str, shown: Path) -> None:
+    """`directory` (or its nearest existing ancestor) is a directory this process can write in."""
+    from workbench.errors import ParameterError
+
+    base = _nearest_existing(directory)
+    if not base.is_dir():
+        raise ParameterError(f"{flag} {shown}: {base} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".workbench-probe-", dir=base)
+    except OSError as exc:
+        raise ParameterError(f"{flag} {shown}: cannot write in {base} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """Refuse, before any work, an output file that could not be written (ParameterError naming `flag`).
+
+    The path may not be a directory or a special file (a device, a fifo: an atomic replace
+    would swap it out), and its directory must exist or be creatable, and be writable.
+    """
+    from workbench.errors import ParameterError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ParameterError(f"{flag} {path}: is a directory, expected a file path")
+    if os.path.lexists(path) and not path.is_file():
+        raise ParameterError(f"{flag} {path}: exists and is not a regular file")
+    _check_can_create_in(path.parent, flag, path)
+    return path
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """Refuse, before any work, an output directory that is a file or could not be created/written."""
+    from workbench.errors import ParameterError
+
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise ParameterError(f"{flag} {path}: is a file, expected a directory")
+    _check_can_create_in(path, flag, path)
+    return path
 
 
 # ---- several directories swapped in as one --------------------------------------------------

@@ -107,13 +107,32 @@ def _runs_command(pid: int, cmd: list[str]) -> bool:
         return False
 
 
+def stop_message(lab: Lab | None) -> str:
+    """What `stop` did, in words: only a lab that was signalled is reported as stopped."""
+    if lab is None:
+        return "no recorded JupyterLab"
+    outcome = getattr(lab, "outcome", "stopped")
+    if outcome == "stopped":
+        return f"stopped JupyterLab (pid {lab.pid}, port {lab.port})"
+    if outcome == "foreign":
+        return (f"did not stop pid {lab.pid}: it no longer runs the recorded JupyterLab (the PID was reused), "
+                "so it was left alone; the stale record was removed")
+    return f"JupyterLab (pid {lab.pid}, port {lab.port}) was not running; the stale record was removed"
+
+
 def stop(state_dir: Path | None = None, timeout: float = 15.0) -> Lab | None:
-    """Stop the recorded lab (its whole process group: the server and its kernels)."""
+    """Stop the recorded lab (its whole process group: the server and its kernels).
+
+    The returned record's `outcome` says what happened: "stopped" (signalled), "not running"
+    (the PID is gone) or "foreign" (the PID now runs another command: left alone). The record
+    is removed in every case."""
     state_dir = Path(state_dir or default_state_dir())
     lab = recorded(state_dir)
     if lab is None:
         return None
-    if _alive(lab.pid) and _runs_command(lab.pid, lab.cmd):
+    alive = _alive(lab.pid)
+    lab.outcome = "not running" if not alive else "stopped" if _runs_command(lab.pid, lab.cmd) else "foreign"
+    if lab.outcome == "stopped":
         os.killpg(lab.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while _alive(lab.pid) and time.monotonic() < deadline:

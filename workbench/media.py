@@ -149,6 +149,8 @@ def load_image(source):
         try:
             image = Image.open(source)
             image.load()
+        except Image.DecompressionBombError as exc:  # refused from its header, before any pixel is decoded
+            raise ParameterError(f"image {name}: too large to decode safely: {exc}") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise ParameterError(f"image {name}: cannot be read as an image ({exc})") from None
     else:
@@ -157,6 +159,29 @@ def load_image(source):
         raise ParameterError(f"image {name}: mode {image.mode!r} is not supported "
                              f"(expected an 8-bit image: {', '.join(IMAGE_MODES)})")
     return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def check_image(source) -> None:
+    """The cheap part of `load_image`, from the file's header only: it exists, is an image, is
+    not a decompression bomb, has a supported mode. Run before any model loads; `load_image`
+    (at InputValidation) still decodes it and refuses damaged pixel data."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not isinstance(source, (str, Path)):
+        return
+    name = str(source)
+    if not Path(source).is_file():
+        raise ParameterError(f"image {name}: no such file")
+    try:
+        with Image.open(source) as image:
+            mode = image.mode
+    except Image.DecompressionBombError as exc:
+        raise ParameterError(f"image {name}: too large to decode safely: {exc}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ParameterError(f"image {name}: cannot be read as an image ({exc})") from None
+    if mode not in IMAGE_MODES:
+        raise ParameterError(f"image {name}: mode {mode!r} is not supported "
+                             f"(expected an 8-bit image: {', '.join(IMAGE_MODES)})")
 
 
 def describe_image(image) -> str:

@@ -24,6 +24,7 @@ WORKBENCH_HEADLESS (static figures: `notebook_helpers.figure_backend`).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from queue import Empty
 from typing import Any, Iterator, Mapping, Sequence
 
 from workbench.errors import ParameterError, WorkbenchError
@@ -167,19 +169,19 @@ def check_kernel() -> None:
 
 
 def _kernel_manager_class():
-    """nbclient's kernel manager, quiet: IPC transport (ipykernel warns that TCP without
-    CurveZMQ keys is unencrypted), sockets under a private temporary directory, and no
-    SIGINT at shutdown (jupyter_client interrupts before the shutdown request, and a kernel
-    idle in its event loop logs "KeyboardInterrupt caught in kernel" for a notebook that passed)."""
+    """nbclient's kernel manager: `sliced_poll_kernel_manager()`'s, made quiet: IPC
+    transport (ipykernel warns that TCP without CurveZMQ keys is unencrypted), sockets under
+    a private temporary directory, and no SIGINT at shutdown (jupyter_client interrupts
+    before the shutdown request, and a kernel idle in its event loop logs "KeyboardInterrupt
+    caught in kernel" for a notebook that passed)."""
     global _QuietKernelManager
     if _QuietKernelManager is None:
         import tempfile
         import uuid
 
-        from jupyter_client.manager import AsyncKernelManager
         from traitlets import Unicode, default
 
-        class QuietKernelManager(AsyncKernelManager):
+        class QuietKernelManager(sliced_poll_kernel_manager()):
             transport = Unicode("ipc")
 
             @default("ip")
@@ -213,6 +215,44 @@ def describe_failure(exc: BaseException) -> str:
         evalue = (exc.evalue or "").strip().splitlines()
         return f"cell {exc.cell_index} (In [{exc.exec_count}]): {exc.ename}: {evalue[0] if evalue else ''}".rstrip()
     return f"{type(exc).__name__}: {exc}".strip()
+
+
+#: Longest wait of one poll on a kernel channel before polling again (seconds).
+POLL_SLICE_S = 1.0
+
+
+@functools.cache
+def sliced_poll_kernel_manager():
+    """An AsyncKernelManager whose clients never wait on a kernel socket without a deadline.
+
+    nbclient waits for a cell's reply with `get_msg(timeout=None)`, and pyzmq's asyncio poll
+    can miss the wake-up of a message that is already queued (nbclient#312): on a loaded
+    machine a widget cell of 02 then hung forever with its kernel idle. A poll with a timeout
+    re-checks the socket when the timeout fires, so waiting in one-second slices picks the
+    message up within a second; an explicit timeout is passed through unchanged."""
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Type
+
+    class SlicedPollChannel(AsyncZMQSocketChannel):
+        async def get_msg(self, timeout: float | None = None):
+            if timeout is not None:
+                return await super().get_msg(timeout)
+            while True:
+                try:
+                    return await super().get_msg(POLL_SLICE_S)
+                except Empty:
+                    continue
+
+    class SlicedPollClient(AsyncKernelClient):
+        shell_channel_class = Type(SlicedPollChannel)
+        iopub_channel_class = Type(SlicedPollChannel)
+
+    class SlicedPollKernelManager(AsyncKernelManager):
+        client_factory = Type(SlicedPollClient)
+
+    return SlicedPollKernelManager
 
 
 def execute(path: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) -> str:

@@ -88,14 +88,18 @@ class Case:
     device: str = "cpu"
     model_dir: str | None = None
     compile: bool = False
-    cpus: int = 1                    # its Ray CPUs, and its torch threads on every executor
+    cpus: int = 1                    # its Ray CPUs, and its torch threads on every executor (per rank)
     label: str = ""                  # the grid point, for the summary
+    sp: int = 1                      # sequence-parallel ranks (GPUs on CUDA), all on one node
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"what": self.what, "family": self.family, "preset": self.preset, "mode": self.mode,
-                "device": self.device, "model_dir": self.model_dir, "compile": self.compile,
-                "request": self.request}
+        identity = {"what": self.what, "family": self.family, "preset": self.preset, "mode": self.mode,
+                    "device": self.device, "model_dir": self.model_dir, "compile": self.compile,
+                    "request": self.request}
+        if self.sp != 1:  # absent at 1: the ids of existing cases stay as they were
+            identity["sp"] = self.sp
+        return identity
 
     @property
     def key(self) -> str:
@@ -111,7 +115,10 @@ class Case:
         torch.set_num_threads(self.cpus)
         start = time.perf_counter()
         try:
-            record, passed, detail, media = self._parity() if self.what == "parity" else self._generate()
+            if self.sp != 1:
+                record, passed, detail, media = self._sequence_parallel()
+            else:
+                record, passed, detail, media = self._parity() if self.what == "parity" else self._generate()
         finally:
             torch.set_num_threads(threads)
         return CaseOutput(record, passed, detail, time.perf_counter() - start, media)
@@ -142,13 +149,69 @@ class Case:
         return json.dumps(record, indent=1, sort_keys=True, default=str) + "\n", True, "", media
 
 
+    def _sequence_parallel(self):
+        """`sp` ranks on this host (the node Ray placed the case on), rank 0 writing the record."""
+        from dataclasses import asdict
+
+        from workbench.api.sequence_parallel import launch_call
+
+        with tempfile.TemporaryDirectory() as tmp:
+            payload = {"case": asdict(self), "out": tmp}
+            rc = launch_call("workbench.sweep:sp_case_rank", payload, self.sp)
+            record_path = Path(tmp) / "record.json"
+            if rc not in (0, 1) or not record_path.is_file():
+                raise ParameterError(f"case {self.key}: --sp {self.sp} ranks exited with code {rc}")
+            record = record_path.read_text()
+            media = {p.name: p.read_bytes() for p in (Path(tmp) / "media").glob("*")}
+        data = json.loads(record)
+        first = data.get("first_divergence")
+        detail = "" if data.get("passed", True) else (
+            f"first divergence: {first['name']}: {first['reason']}" if first else "no checkpoints were compared")
+        return record, data.get("passed", True), detail, media
+
+
+def sp_case_rank(payload: dict[str, Any]) -> int:
+    """One rank of a sequence-parallel case (started by `Case._sequence_parallel`); rank 0 writes
+    `record.json` (and media) into `payload["out"]`."""
+    import torch
+
+    from workbench.io import atomic_write_text
+
+    case = Case(**payload["case"])
+    out = Path(payload["out"])
+    torch.set_num_threads(case.cpus)
+    if case.what == "parity":
+        from workbench.parity.sequence_parallel import run_sp_parity
+
+        result = run_sp_parity(case.family, case.sp, preset=case.preset, request=case.request,
+                               model_dir=case.model_dir, device=case.device, compile=case.compile)
+        if result is not None:
+            atomic_write_text(out / "record.json", result.to_json_text())
+        return 0
+    from workbench import registry
+    from workbench.api.sequence_parallel import generate_sp
+
+    suffix = MEDIA_SUFFIX[registry.get_family(case.family).output_kind]
+    (out / "media").mkdir(parents=True, exist_ok=True)
+    result = generate_sp(case.family, case.sp, preset=case.preset, request=case.request, device=case.device,
+                         compile=case.compile, model_dir=case.model_dir, out=out / "media" / f"{case.key}{suffix}")
+    if result is not None:
+        output = result.output.detach().float().cpu().contiguous()
+        record = {**case.identity, "parameters": result.params.to_json_dict(), "media": sorted(p.name for p in result.paths),
+                  "output_shape": list(output.shape),
+                  "output_sha256": hashlib.sha256(output.numpy().tobytes()).hexdigest()}
+        atomic_write_text(out / "record.json", json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
+    return 0
+
+
 def make_cases(family: str, grid: Mapping[str, Sequence[Any]], base: Mapping[str, Any] | None = None, *,
                what: str = "parity", preset: str | None = None, mode: str | None = None, device: str = "cpu",
-               model_dir: str | Path | None = None, compile: bool = False, cpus: int = 1) -> list[Case]:
-    """One case per grid point over the `base` request (a key in both is refused)."""
+               model_dir: str | Path | None = None, compile: bool = False, cpus: int = 1, sp: int = 1) -> list[Case]:
+    """One case per grid point over the `base` request (a key in both is refused). `sp` > 1: each
+    case runs on `sp` sequence-parallel ranks (on Ray: `sp` GPUs, or `sp * cpus` CPUs, of one node)."""
     from workbench import registry
 
-    registry.get_family(family)
+    fam = registry.get_family(family)
     if what not in WHATS:
         raise ParameterError(f"--what {what!r}: expected one of {', '.join(WHATS)}")
     if cpus < 1:
@@ -159,10 +222,22 @@ def make_cases(family: str, grid: Mapping[str, Sequence[Any]], base: Mapping[str
         raise ParameterError(f"{', '.join(both)}: given by --set and by --grid; keep one")
     if not grid:
         raise ParameterError("no --grid KEY=V1,V2: a sweep needs at least one varied parameter")
+    mode = mode or DEFAULT_MODE[what]
+    if sp != 1:
+        _check_sp(fam, what, mode, sp)
     model_dir = str(Path(model_dir).resolve()) if model_dir else None
-    return [Case(what, family, {**base, **point}, preset, mode or DEFAULT_MODE[what], device, model_dir, compile,
-                 cpus, label=" ".join(f"{k}={v}" for k, v in point.items()))
+    return [Case(what, family, {**base, **point}, preset, mode, device, model_dir, compile,
+                 cpus, label=" ".join(f"{k}={v}" for k, v in point.items()), sp=sp)
             for point in grid_points(grid)]
+
+
+def _check_sp(family, what: str, mode: str, sp: int) -> None:
+    if sp < 1:
+        raise ParameterError(f"--sp {sp}: expected 1 or more ranks")
+    if family.fast.module_classes.get("transformer") != ("workbench", "WanTransformer"):
+        raise ParameterError(f"--sp: family {family.name} has no native sequence-parallel DiT (wan_t2v, wan22_t2v)")
+    if mode == "exact" or (what == "parity" and mode != "fast"):
+        raise ParameterError(f"--sp with --mode {mode}: sequence parallelism runs the native Wan DiT; use --mode fast")
 
 
 # ---- the driver ----------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def test_reopen_keeps_records_and_checks_schema_version(tmp_path, make_record):
         assert len(store.records(make_record().cohort)) == 1
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE schema_version SET version = 99")
-    with pytest.raises(PerfError, match="schema version 99, expected 1"):
+    with pytest.raises(PerfError, match="schema version 99, expected 2"):
         PerfStore(path)
 
 

@@ -91,6 +91,15 @@ class FamilyConfig:
             self.default_values(), dict(p.defaults), dict(request or {}),
             where=(f"{self.name} defaults", f"preset {p.name}", "request"))
         p.validate_overrides(params.stage_overrides)
+        if params.image is not None and not self.workload.takes_image:
+            from workbench.errors import ParameterError
+
+            raise ParameterError(f"image (--image): family {self.name} is {self.workload.name} and takes no "
+                                 "conditioning image; image-to-video families do (see `workbench families`)")
+        if params.image is not None:
+            from workbench.media import check_image
+
+            check_image(params.image)  # from its header, before any model loads
         return params
 
     @property

@@ -80,6 +80,39 @@ class Generation:
     audio: torch.Tensor | None = None  # a joint family's waveform [B,C,T] (its frames are `output`)
 
 
+def check_outputs(family, out: str | Path | None, frames_dir: str | Path | None = None,
+                  paired: bool = False) -> None:
+    """Refuse, before anything runs, outputs that could not be written: an extension the family's
+    media kind has no writer for, a missing mp4 encoder, a path that is a directory (or a file
+    where a directory is needed) or lies somewhere this process cannot write."""
+    import importlib.util
+
+    from workbench.errors import ParameterError
+    from workbench.io import check_output_dir, check_output_file
+    from workbench.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+
+    if out is not None:
+        out = Path(out)
+        suffixes = {"frames": VIDEO_SUFFIXES, "waveform": AUDIO_SUFFIXES, "joint": (".mp4",)}.get(family.output_kind)
+        if suffixes is None:
+            raise ParameterError(f"family {family.name}: output kind {family.output_kind!r} has no writer")
+        if out.suffix not in suffixes:
+            what = {"frames": "video", "waveform": "audio", "joint": "joint audio-video"}[family.output_kind]
+            raise ParameterError(f"--out {out}: family {family.name} writes {what}; expected a file ending in "
+                                 f"{' or '.join(suffixes)}")
+        if out.suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+            raise ParameterError(f"--out {out}: mp4 needs the imageio-ffmpeg package (a declared dependency: "
+                                 "pip install imageio-ffmpeg==0.8.1); or write a .gif, or PNGs with --frames-dir")
+        check_output_file(out, "--out")
+        check_output_file(Path(str(out) + ".json"), "--out (its .json sidecar)")
+        if paired:
+            check_output_file(out.with_suffix(".wav"), "--paired (the .wav next to --out)")
+    if frames_dir is not None:
+        if family.output_kind == "waveform":
+            raise ParameterError(f"--frames-dir: family {family.name} writes audio, it has no frames")
+        check_output_dir(frames_dir, "--frames-dir")
+
+
 def generate(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
              device: str = "auto", mode: str = "auto", compile: bool = False, model_dir: str | Path | None = None,
              out: str | Path | None = None, frames_dir: str | Path | None = None, hooks=None,
@@ -98,6 +131,7 @@ def generate(family_name: str, *, preset: str | None = None, request: Mapping[st
     params = family.sampling_params(preset, request)
     if paired and family.output_kind != "joint":
         raise ParameterError(f"--paired: family {family.name} writes {family.output_kind}, not joint audio-video")
+    check_outputs(family, out, frames_dir, paired)
     dev = resolve_device(device)
     quiet_hf()
     root = resolve_model_dir(family, model_dir)

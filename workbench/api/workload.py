@@ -20,6 +20,11 @@ class WorkloadType(str, Enum):
         return self in (WorkloadType.T2V, WorkloadType.I2V, WorkloadType.V2V, WorkloadType.T2I, WorkloadType.T2AV)
 
     @property
+    def takes_image(self) -> bool:
+        """Whether a request may carry a conditioning image (`SamplingParam.image`, `--image`)."""
+        return self is WorkloadType.I2V
+
+    @property
     def has_audio(self) -> bool:
         return self in (WorkloadType.T2A, WorkloadType.A2A, WorkloadType.T2AV)
 

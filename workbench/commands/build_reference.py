@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+BUILD_ENTRIES = ("official", "converted")
 
 
 def configure(parser) -> None:
     parser.add_argument("family")
-    parser.add_argument("--out", required=True, help="directory to write official/ and converted/ into")
+    parser.add_argument("--out", required=True, help="directory to write official/ and converted/ into "
+                        "(new, empty, or an earlier reference build, which is replaced)")
     parser.add_argument("--scale", default="tiny", choices=("tiny", "full"),
                         help="tiny: CPU/CI sizes; full: the released architecture (random init, GPU work)")
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse, before building, an --out the build would overwrite and that is not a reference build.
+
+    The build replaces `out` whole; only a new or empty directory, or one holding exactly
+    an earlier build (official/ and converted/, each with its model_index.json), may be replaced.
+    """
+    from workbench.errors import ParameterError
+    from workbench.io import check_output_dir
+
+    check_output_dir(out, "--out")
+    if not out.is_dir():
+        return
+    entries = sorted(os.listdir(out))
+    foreign = [e for e in entries if e not in BUILD_ENTRIES]
+    partial = [e for e in BUILD_ENTRIES if e in entries and not (out / e / "model_index.json").is_file()]
+    if foreign or partial:
+        found = ", ".join((foreign + partial)[:5]) + (" ..." if len(foreign + partial) > 5 else "")
+        raise ParameterError(f"--out {out}: not empty and not a reference build (found {found}); "
+                             "the build would replace it: give a new or empty directory")
 
 
 def run(args) -> int:
@@ -17,7 +42,9 @@ def run(args) -> int:
     from workbench.references import build_reference
 
     family = registry.get_family(args.family)
-    out = build_reference(family, Path(args.out), args.scale)
+    out = Path(args.out)
+    check_out_dir(out)
+    out = build_reference(family, out, args.scale)
     print(f"official:  {out / 'official'}")
     print(f"converted: {out / 'converted'}")
     return 0

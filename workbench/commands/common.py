@@ -22,6 +22,27 @@ def add_request_args(p: argparse.ArgumentParser, device_default: str = "auto") -
     p.add_argument("--compile", action="store_true", help="fast mode: torch.compile the denoiser")
 
 
+SP_HELP = ("sequence parallelism: the native Wan DiT's tokens sharded over N ranks on this host (one GPU each "
+           "on CUDA, gloo processes on CPU); starts the ranks itself, or runs as a rank under torchrun (default: 1)")
+
+
+def add_sp_arg(p: argparse.ArgumentParser, help: str = SP_HELP) -> None:
+    p.add_argument("--sp", type=int, default=1, metavar="N", help=help)
+
+
+def run_sequence_parallel(command: str, args: argparse.Namespace, rank_run) -> int:
+    """`--sp N` > 1: inside a rank (torchrun, or started by us) run `rank_run(args)`; otherwise
+    check the request here, then start the N ranks on this host."""
+    from workbench import registry
+    from workbench.api import sequence_parallel as sp
+
+    if sp.in_rank():
+        return rank_run(args)
+    family = registry.get_family(args.family)
+    sp.check_request(family, args.sp, args.mode, args.device, args.model_dir)
+    return sp.launch(command, args, args.sp)
+
+
 def request_from_args(args: argparse.Namespace) -> dict[str, Any]:
     request = parse_assignments(args.assignments)
     if args.image is not None:

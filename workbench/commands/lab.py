@@ -14,7 +14,7 @@ def run(args) -> int:
 
     if args.stop:
         stopped = lab.stop()
-        print(f"stopped JupyterLab (pid {stopped.pid}, port {stopped.port})" if stopped else "no recorded JupyterLab")
+        print(lab.stop_message(stopped))  # "stopped" only when the recorded process was signalled
         return 0
     started = lab.start(port=args.port, gpu=args.gpu)
     print(f"JupyterLab (pid {started.pid}) serves {started.root}")

@@ -8,7 +8,7 @@ loads has a non_skip_pass record (`workbench component-parity FAMILY`);
 
 from __future__ import annotations
 
-from workbench.commands.common import add_request_args, request_from_args
+from workbench.commands.common import add_request_args, add_sp_arg, request_from_args, run_sequence_parallel
 
 
 def configure(parser) -> None:
@@ -19,10 +19,21 @@ def configure(parser) -> None:
     parser.add_argument("--report", help="write a self-contained HTML report here")
     parser.add_argument("--skip-component-gate", action="store_true",
                         help="debugging only: run without non_skip_pass component records (printed in the verdict)")
+    add_sp_arg(parser)
 
 
 def run(args) -> int:
+    from workbench.io import check_output_file
     from workbench.parity.runner import run_parity
+
+    for flag, path in (("--json", args.json), ("--report", args.report)):
+        if path:
+            check_output_file(path, flag)  # before the run: a verdict is never computed only to be lost
+    if getattr(args, "sp", 1) != 1:
+        from workbench.parity.sequence_parallel import refuse_mode
+
+        refuse_mode(args.mode)
+        return run_sequence_parallel("parity", args, _run_sp_rank)
 
     result = run_parity(args.family, preset=args.preset, request=request_from_args(args), mode=args.mode,
                         model_dir=args.model_dir, device=args.device, compile=args.compile,
@@ -37,4 +48,31 @@ def run(args) -> int:
 
         write_report(verdict, result.reference, result.native, args.report)
         print(f"report: {args.report}")
+    if verdict.native_error is not None:  # the partial verdict is above; one line says where the port broke
+        import sys
+
+        from workbench.parity.verdict import native_error_text
+
+        print(f"workbench parity: native side raised in {native_error_text(verdict.native_error)}", file=sys.stderr)
     return verdict.exit_code
+
+
+def _run_sp_rank(args) -> int:
+    """One rank of `--sp N`: every rank runs the sharded DiT, rank 0 compares and reports."""
+    from workbench.parity.sequence_parallel import run_sp_parity
+
+    result = run_sp_parity(args.family, args.sp, preset=args.preset, request=request_from_args(args),
+                           model_dir=args.model_dir, device=args.device, compile=args.compile,
+                           skip_component_gate=args.skip_component_gate)
+    if result is None:  # ranks > 0
+        return 0
+    print(result.summary())
+    if args.json:
+        result.to_json(args.json)
+        print(f"verdict: {args.json}")
+    if args.report:
+        from workbench.parity.report import write_report
+
+        write_report(result.verdict, result.reference, result.native, args.report)
+        print(f"report: {args.report}")
+    return result.exit_code

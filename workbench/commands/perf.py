@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace, store: PerfStore) -> int:
     records = load_records(args.file)
-    for record in records:
-        store.add(record)
+    store.add_all(records)  # one transaction: a refused record stores none of the batch
     print(f"recorded {len(records)} record(s) in {store.path}")
     for cohort in dict.fromkeys(r.cohort for r in records):
         baseline = compute_baseline(cohort, store.records(cohort))

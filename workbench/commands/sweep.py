@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.commands.common import add_executor_args, add_request_args, executor_from_args, request_from_args
+from workbench.commands.common import add_executor_args, add_request_args, add_sp_arg, executor_from_args, request_from_args
 
 
 def configure(parser) -> None:
@@ -25,6 +25,8 @@ def configure(parser) -> None:
                         help="CPUs per case: its Ray resource and its torch threads on any executor (default: 1)")
     parser.add_argument("--out", help="sweep directory (default: sweeps/<family>)")
     parser.add_argument("--force", action="store_true", help="rerun cases that finished in an earlier run")
+    add_sp_arg(parser, help="sequence-parallel ranks per case (fast mode, Wan): with --executor ray a case gets "
+                            "N GPUs (or N x --cpus CPUs) of one node, a STRICT_PACK placement group (default: 1)")
     add_executor_args(parser)
 
 
@@ -34,7 +36,7 @@ def run(args) -> int:
 
     cases = make_cases(args.family, parse_grid(args.grid), request_from_args(args), what=args.what,
                        preset=args.preset, mode=args.mode, device=args.device, model_dir=args.model_dir,
-                       compile=args.compile, cpus=args.cpus)
+                       compile=args.compile, cpus=args.cpus, sp=args.sp)
     out = Path(args.out or Path("sweeps") / args.family)
     results = run_sweep(cases, out, executor_from_args(args), force=args.force)
     print(summary_table(results, item="case"))

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.errors import ComponentLoadError
+from workbench.runtime import attention as attention_backends
 
 OFFICIAL_CLASS = "WanTransformer3DModel"
 _CONFIG_METADATA = {"_class_name", "_diffusers_version", "_name_or_path"}
@@ -208,7 +209,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     device) or sequence parallelism (an all-to-all around it) wraps this function, never
     the attention modules.
     """
-    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+    return attention_backends.attention(q, k, v)  # CPU: plain SDPA; CUDA: FA4 or SDPA (runtime/attention.py)
 
 
 class WanSelfAttention(nn.Module):

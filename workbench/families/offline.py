@@ -109,12 +109,44 @@ def clone_parameters(module: torch.nn.Module) -> torch.nn.Module:
     return module.eval()
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickle_weights(folder) -> None:
+    """The official side loads safetensors only, as the workbench loader does: a module folder
+    whose weights are pickle files only (`diffusion_pytorch_model.bin`) is refused by name, before
+    diffusers or transformers would fall back to `torch.load`."""
+    from pathlib import Path
+
+    from workbench.errors import ComponentLoadError
+
+    folder = Path(folder)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    if pickles:
+        raise ComponentLoadError(f"{folder}: only pickle weights ({', '.join(pickles[:3])}); the official side "
+                                 "loads safetensors only: convert them to safetensors")
+
+
 def load_official_pipeline(pipeline_class: str, official_dir, device, dtype=None, fp32_modules=()):
     """An official diffusers pipeline as a user loads it: fp32 as saved, or `dtype=...` with
-    `fp32_modules` kept in fp32; parameters cloned (aligned) as the workbench loader does."""
+    `fp32_modules` kept in fp32; parameters cloned (aligned) as the workbench loader does.
+    Weights come from safetensors only (`use_safetensors=True`; pickle-only folders are refused)."""
+    from pathlib import Path
+
     import diffusers
 
-    pipe = getattr(diffusers, pipeline_class).from_pretrained(str(official_dir), **({"dtype": dtype} if dtype else {}))
+    from workbench.errors import ComponentLoadError
+
+    for folder in sorted(Path(official_dir).iterdir()) if Path(official_dir).is_dir() else ():
+        refuse_pickle_weights(folder)
+    try:
+        pipe = getattr(diffusers, pipeline_class).from_pretrained(
+            str(official_dir), use_safetensors=True, **({"dtype": dtype} if dtype else {}))
+    except (OSError, ValueError) as exc:  # a missing or unreadable file, as diffusers words it
+        raise ComponentLoadError(f"{official_dir}: the official {pipeline_class} cannot be loaded "
+                                 f"({' '.join(str(exc).split())})") from None
     for name, module in pipe.components.items():
         if isinstance(module, torch.nn.Module):
             clone_parameters(module)

@@ -60,11 +60,14 @@ class Verdict:
     checkpoints: list[CheckpointResult] = field(default_factory=list)
     # gate -> what it checked before the run (e.g. component parity records), or that it was skipped
     gates: dict[str, str] = field(default_factory=dict)
+    # issue 18: the native side raised during the run: {"stage", "step", "message"}; the verdict
+    # then holds only the checkpoints captured before it (the rest are missing in native) and fails
+    native_error: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         """True when every checkpoint passed; an empty comparison proves nothing and fails."""
-        return bool(self.checkpoints) and all(c.passed for c in self.checkpoints)
+        return bool(self.checkpoints) and all(c.passed for c in self.checkpoints) and self.native_error is None
 
     @property
     def first_divergence(self) -> CheckpointResult | None:
@@ -92,6 +95,7 @@ class Verdict:
                                                             "hint": first.hint},
             "checkpoints": [c.to_dict() for c in self.checkpoints],
             "gates": self.gates,
+            "native_error": self.native_error,
         }
 
     def to_json_text(self) -> str:
@@ -107,7 +111,7 @@ class Verdict:
         return cls(family=data["family"], preset=data["preset"], mode=data["mode"],
                    parameters=data.get("parameters", {}), versions=data.get("versions", {}),
                    checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])],
-                   gates=data.get("gates", {}))
+                   gates=data.get("gates", {}), native_error=data.get("native_error"))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Verdict":
@@ -137,6 +141,9 @@ class Verdict:
                 f"{_fmt(m and m.mean_abs_diff, '%.3e'):>9}  {_fmt(m and m.rel_abs_mean_drift, '%.3e'):>9}  "
                 f"{_fmt(m and m.cosine, '%.6f'):>9}  {_media(m):<24}  {'pass' if c.passed else 'FAIL':>6}")
         first = self.first_divergence
+        if self.native_error is not None:
+            lines.append(f"native side raised: {native_error_text(self.native_error)} "
+                         "(partial verdict: checkpoints after it are missing in native)")
         if first is not None:
             lines.append(f"first divergence: {first.name}: {first.reason}")
             lines.append(f"hint: {first.hint}")
@@ -144,6 +151,12 @@ class Verdict:
             lines.append("no checkpoints were compared")
         lines += [f"gate {gate}: {outcome}" for gate, outcome in self.gates.items()]
         return "\n".join(lines)
+
+
+def native_error_text(error: dict[str, Any]) -> str:
+    """"stage 'DecodingStage' step 2: RuntimeError: ..." (no step outside a denoising loop)."""
+    step = "" if error.get("step") is None else f" step {error['step']}"
+    return f"stage {error.get('stage')!r}{step}: {error.get('message')}"
 
 
 def _fmt(value: float | None, spec: str) -> str:

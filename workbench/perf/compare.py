@@ -123,6 +123,9 @@ def compare(record: PerfRecord, baseline: Baseline) -> Comparison:
     if record.cohort != baseline.cohort:
         raise PerfError(f"record of cohort {record.cohort.describe()} cannot be compared with the baseline "
                         f"of cohort {baseline.cohort.describe()}")
+    if not record.exact and any(r.exact for r in baseline.records):
+        raise PerfError(f"record at {record.timestamp} is approximate (exact=false): a speed-up that is not held "
+                        f"to parity cannot be compared against the exact baseline of cohort {baseline.cohort.describe()}")
     rows = tuple(judge(m, baseline.medians.get(m), getattr(record, m)) for m in METRIC_FIELDS
                  if m in baseline.medians or getattr(record, m) is not None)
     return Comparison(record, baseline, rows)

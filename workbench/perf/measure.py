@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from contextlib import contextmanager
@@ -86,7 +87,10 @@ def peak_memory(device: torch.device) -> Iterator[dict[str, float | None]]:
 
 def git_commit() -> str:
     """HEAD's short hash, with `+dirty` when tracked files differ from it (the measured code is
-    then not that commit), or "unknown" outside a git checkout."""
+    then not that commit), or "unknown" outside a git checkout. $WORKBENCH_COMMIT, when set, wins:
+    a copy of the tree measured on another machine (no .git there) names the commit it came from."""
+    if os.environ.get("WORKBENCH_COMMIT", "").strip():
+        return os.environ["WORKBENCH_COMMIT"].strip()
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -98,12 +102,15 @@ def git_commit() -> str:
 
 
 def make_record(*, model_id: str, workload_id: str, variant_id: str, recipe: dict[str, Any], latency_s: float,
-                frames: int | None = None, run_source: str = "benchmark", **metrics: Any) -> PerfRecord:
-    """A benchmark record; throughput is output frames per second of end-to-end latency."""
+                frames: int | None = None, run_source: str = "benchmark", exact: bool = True,
+                **metrics: Any) -> PerfRecord:
+    """A benchmark record; throughput is output frames per second of end-to-end latency.
+    `exact`: the output is held to parity (False for an approximate speed-up)."""
     extra = metrics.pop("extra", {})
     return PerfRecord(
         model_id=model_id, timestamp=datetime.now(timezone.utc).isoformat(), commit=git_commit(),
         gpu_type=detect_gpu_type(), workload_id=workload_id, variant_id=variant_id,
         recipe_fingerprint=recipe_fingerprint(recipe), hardware_profile_id=hardware_profile_id(),
         software_profile_id=software_profile_id(), success=True, run_source=run_source, baseline_eligible=True,
-        latency_s=latency_s, throughput_fps=(frames / latency_s) if frames else None, extra=extra, **metrics)
+        latency_s=latency_s, throughput_fps=(frames / latency_s) if frames else None, extra=extra, exact=exact,
+        **metrics)

@@ -10,6 +10,13 @@ deliberately *not* part of it: a torch/diffusers/transformers update must show u
 regression against the existing baseline, not silently open a fresh cohort that only
 says "calibration needed". The software profile id is still stored on every record so a
 regression can be traced to the dependency change.
+
+`exact` says whether the measured output is held to parity (the reference itself, or a
+native mode that passes its parity check): a speed-up bought by approximation (fewer
+steps, caching, quantization beyond the parity contract) is recorded with `exact=False`
+and `compare` refuses to judge it against an exact baseline. Records written before the
+flag existed read as exact (every one of them was held to parity), and an exact record's
+key is the same as before the flag, so old JSON recorded again is still recognised.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ METRIC_FIELDS = ("latency_s", "throughput_fps", "peak_memory_mb", "text_encoder_
 IDENTITY_FIELDS = ("model_id", "commit", "gpu_type", "workload_id", "variant_id",
                    "recipe_fingerprint", "hardware_profile_id", "software_profile_id", "run_source")
 SOFTWARE_PACKAGES = ("torch", "diffusers", "transformers")
+OPTIONAL_FIELDS = ("extra", "exact")  # besides the metrics: fields a record may leave out
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -76,6 +84,7 @@ class PerfRecord:
     dit_s: float | None = None
     vae_decode_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    exact: bool = True  # held to parity (see the module docstring); False: an approximate speed-up
 
     def __post_init__(self) -> None:
         for name in IDENTITY_FIELDS:
@@ -86,7 +95,7 @@ class PerfRecord:
             raise PerfError(f"field 'recipe_fingerprint' expected 64 lowercase hex digits "
                             f"(sha256 of the declared inputs), got {self.recipe_fingerprint!r}")
         object.__setattr__(self, "timestamp", _normalize_timestamp(self.timestamp))
-        for name in ("success", "baseline_eligible"):
+        for name in ("success", "baseline_eligible", "exact"):
             if not isinstance(getattr(self, name), bool):
                 raise PerfError(f"field {name!r} expected true or false, got {getattr(self, name)!r}")
         for name in METRIC_FIELDS:
@@ -126,7 +135,7 @@ class PerfRecord:
         if unknown:
             raise PerfError(f"{source}: unknown field {unknown[0]!r} (put free-form data under 'extra'; "
                             f"known fields: {', '.join(sorted(known))})")
-        required = [f.name for f in fields(cls) if f.name not in METRIC_FIELDS and f.name != "extra"]
+        required = [f.name for f in fields(cls) if f.name not in METRIC_FIELDS + OPTIONAL_FIELDS]
         missing = [name for name in required if name not in data]
         if missing:
             raise PerfError(f"{source}: missing required field {missing[0]!r}")
@@ -206,6 +215,8 @@ def record_key(record: PerfRecord) -> str:
     """Identity of a measurement, independent of whether it currently counts for a baseline."""
     data = record.to_dict()
     del data["baseline_eligible"]
+    if data["exact"]:
+        del data["exact"]  # the key of an exact record is the key it had before the flag existed
     return recipe_fingerprint(data)
 
 

@@ -22,12 +22,12 @@ from workbench.errors import PerfError
 from workbench.io import atomic_path
 from workbench.perf.records import METRIC_FIELDS, Cohort, PerfRecord, record_key
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `exact` column (a version-1 store is migrated on open, its records exact)
 DB_ENV_VAR = "WORKBENCH_PERF_DB"
 
 _TEXT_COLUMNS = ("model_id", "timestamp", "commit", "gpu_type", "workload_id", "variant_id",
                  "recipe_fingerprint", "hardware_profile_id", "software_profile_id", "run_source")
-_BOOL_COLUMNS = ("success", "baseline_eligible")
+_BOOL_COLUMNS = ("success", "baseline_eligible", "exact")
 _RECORD_COLUMNS = _TEXT_COLUMNS + _BOOL_COLUMNS + METRIC_FIELDS + ("extra",)
 _SCHEMA = f"""
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -35,7 +35,7 @@ CREATE TABLE records (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     record_key TEXT NOT NULL UNIQUE,
     {", ".join(f'"{c}" TEXT NOT NULL' for c in _TEXT_COLUMNS)},
-    {", ".join(f"{c} INTEGER NOT NULL" for c in _BOOL_COLUMNS)},
+    {", ".join(f"{c} INTEGER NOT NULL" + (" DEFAULT 1" if c == "exact" else "") for c in _BOOL_COLUMNS)},
     {", ".join(f"{c} REAL" for c in METRIC_FIELDS)},
     extra TEXT NOT NULL
 );
@@ -83,6 +83,10 @@ class PerfStore:
         row = None
         if "schema_version" in tables:
             row = self._conn.execute("SELECT version FROM schema_version").fetchone()
+        if row is not None and row[0] == 1:  # before the `exact` flag: every record was held to parity
+            self._conn.executescript("BEGIN; ALTER TABLE records ADD COLUMN exact INTEGER NOT NULL DEFAULT 1; "
+                                     f"UPDATE schema_version SET version = {SCHEMA_VERSION}; COMMIT;")
+            return
         if row is None or row[0] != SCHEMA_VERSION:
             found = "none" if row is None else row[0]
             raise PerfError(f"{self.path}: perf store schema version {found}, expected {SCHEMA_VERSION}")
@@ -101,6 +105,16 @@ class PerfStore:
         """Insert one record; a record already stored is refused."""
         with self._conn:
             self._insert(record, on_conflict="")
+
+    def add_all(self, records: Sequence[PerfRecord]) -> None:
+        """Insert a batch in one transaction: a record already stored (or given twice) refuses
+        the whole batch, and nothing of it is stored."""
+        try:
+            with self._conn:
+                for record in records:
+                    self._insert(record, on_conflict="")
+        except PerfError as exc:
+            raise PerfError(f"{exc}; nothing of this batch of {len(records)} was recorded") from None
 
     def _insert(self, record: PerfRecord, on_conflict: str) -> None:
         data = record.to_dict()

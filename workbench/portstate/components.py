@@ -54,9 +54,12 @@ def official_class(spec: ModuleSpec) -> type:
 
 
 def load_official(official_dir: Path, spec: ModuleSpec) -> Any:
-    from workbench.families.offline import clone_parameters
+    from workbench.families.offline import clone_parameters, refuse_pickle_weights
 
-    module = official_class(spec).from_pretrained(str(Path(official_dir) / spec.name))
+    cls, folder = official_class(spec), Path(official_dir) / spec.name
+    refuse_pickle_weights(folder)
+    safetensors_only = {"use_safetensors": True} if issubclass(cls, torch.nn.Module) else {}  # models only
+    module = cls.from_pretrained(str(folder), **safetensors_only)
     return clone_parameters(module) if isinstance(module, torch.nn.Module) else module
 
 

@@ -65,12 +65,36 @@ def resolve_class(spec: ModuleSpec) -> type:
     return cls
 
 
+def _read_index(index: Path) -> list[str]:
+    """The shard file names of a sharded checkpoint's `*.safetensors.index.json`, each a file of
+    the module folder itself (a name reaching outside it, `../x`, or an absolute path is refused)."""
+    try:
+        data = json.loads(index.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ComponentLoadError(f"{index}: not a readable JSON index ({exc})") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ComponentLoadError(f"{index}: expected a non-empty 'weight_map' object (tensor name -> shard file)")
+    bad = [f"{k!r}: {v!r}" for k, v in weight_map.items() if not isinstance(v, str) or not v.endswith(SAFE_WEIGHT_SUFFIX)]
+    if bad:
+        raise ComponentLoadError(f"{index}: weight_map entries must name *{SAFE_WEIGHT_SUFFIX} shard files, "
+                                 f"got {', '.join(bad[:3])}")
+    shards = sorted(set(weight_map.values()))
+    outside = [s for s in shards if Path(s).name != s or s in (".", "..")]
+    if outside:
+        raise ComponentLoadError(f"{index}: weight_map names shard(s) outside the module folder {outside[:3]}; "
+                                 "expected file names in that folder")
+    missing = [s for s in shards if not (index.parent / s).is_file()]
+    if missing:
+        raise ComponentLoadError(f"{index}: weight_map names shard(s) that do not exist: {missing[:3]}")
+    return shards
+
+
 def weight_files(folder: Path) -> list[Path]:
     """The safetensors files of a module folder (sharded or not); refuses pickle-only folders."""
     index = sorted(folder.glob("*.safetensors.index.json"))
     if index:
-        shards = sorted(set(json.loads(index[0].read_text())["weight_map"].values()))
-        return [folder / s for s in shards]
+        return [folder / s for s in _read_index(index[0])]
     files = sorted(folder.glob(f"*{SAFE_WEIGHT_SUFFIX}"))
     if not files:
         unsafe = [f for f in UNSAFE_WEIGHT_FILES if (folder / f).exists()]
@@ -95,7 +119,7 @@ def read_state_dict(folder: Path, device: str | torch.device = "cpu") -> dict[st
 
 
 def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str] = frozenset(),
-                rename: Callable[[str], str] | None = None) -> torch.nn.Module:
+                rename: Callable[[str], str] | None = None, dtype: torch.dtype | None = None) -> torch.nn.Module:
     """Copy the folder's weights into `model`, refusing missing, unexpected or mis-shaped keys.
 
     Copying (rather than assigning) the tensors gives freshly allocated, aligned parameters:
@@ -105,17 +129,31 @@ def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str
     state = read_state_dict(folder)
     if rename is not None:
         state = {rename(k): v for k, v in state.items()}
-    return load_state_strict(model, state, folder, ignorable_missing)
+    return load_state_strict(model, state, folder, ignorable_missing, dtype=dtype)
 
 
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], folder: Path,
-                      ignorable_missing: set[str] = frozenset()) -> torch.nn.Module:
-    """The strict part of `load_strict`, for a state dict already read (and converted)."""
+                      ignorable_missing: set[str] = frozenset(), dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """The strict part of `load_strict`, for a state dict already read (and converted).
+
+    A tensor must have the dtype of the parameter it fills: loading would cast it silently
+    (an int64 or float16 tensor into a float32 weight). `dtype` is the module's declared
+    precision (fast mode's bf16): a floating tensor saved in that dtype is accepted too.
+    """
     expected = model.state_dict()
     wrong_shape = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
                    for k, v in state.items() if k in expected and expected[k].shape != v.shape]
     if wrong_shape:
         raise ComponentLoadError(f"{folder}: weights do not fit the config: " + "; ".join(wrong_shape[:5]))
+    wrong_dtype = [f"{k!r} is {_dtype_name(v.dtype)} in the file, {_dtype_name(expected[k].dtype)} expected"
+                   for k, v in state.items()
+                   if k in expected and v.dtype != expected[k].dtype
+                   and not (dtype is not None and v.dtype == dtype and v.is_floating_point()
+                            and expected[k].is_floating_point())]
+    if wrong_dtype:
+        raise ComponentLoadError(f"{folder}: weights of the wrong dtype (loading would cast them silently; save them "
+                                 "in the model's dtype, or load them under a precision policy that declares theirs): "
+                                 + "; ".join(wrong_dtype[:3]) + (f" (+{len(wrong_dtype) - 3} more)" if len(wrong_dtype) > 3 else ""))
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in ignorable_missing]
     if missing or result.unexpected_keys:
@@ -129,37 +167,108 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], fo
     return model.eval()
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def read_config_json(folder: Path) -> dict[str, Any]:
+    """A module's `config.json` as a JSON object, or a ComponentLoadError naming the file and
+    the line and column where it stops being JSON."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ComponentLoadError(f"{path}: missing")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ComponentLoadError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ComponentLoadError(f"{path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ComponentLoadError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_config_types(path: Path, config: dict[str, Any], cls: type) -> None:
+    """A config value that is text where the constructor's default is a number or a flag
+    (`"num_layers": "abc"`) is refused with the field named; the constructor would fail deep
+    inside with an unnamed TypeError. (Lists where a number is the default stay allowed: many
+    sizes take an int or a tuple.)"""
+    import inspect
+
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return
+    for name, value in config.items():
+        param = params.get(name)
+        default = None if param is None else param.default
+        if not isinstance(value, (str, dict)) or isinstance(default, str) or not isinstance(default, (bool, int, float)):
+            continue
+        what = "true or false" if isinstance(default, bool) else "an integer" if isinstance(default, int) else "a number"
+        raise ComponentLoadError(f"{path}: field {name!r} expected {what} (the default is {default!r}), got {value!r}")
+
+
+def _build(folder: Path, cls: type, make: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """Construct a model from its config; a constructor that rejects the config names the file."""
+    try:
+        return make()
+    except ComponentLoadError:
+        raise
+    except Exception as exc:  # a config value the constructor cannot use (TypeError, ValueError, ...)
+        raise ComponentLoadError(f"{folder / 'config.json'}: {cls.__name__} cannot be built from this config "
+                                 f"({type(exc).__name__}: {exc})") from None
+
+
 # Models are built on the target device: initialising a multi-billion-parameter encoder on
 # the CPU only to overwrite it would cost minutes.
-def load_diffusers_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
+def load_diffusers_model(folder: Path, cls: type, device: torch.device,
+                         dtype: torch.dtype | None = None) -> torch.nn.Module:
+    check_config_types(folder / "config.json", read_config_json(folder), cls)
     try:
         config = cls.load_config(str(folder))
     except Exception as exc:  # diffusers raises EnvironmentError / ValueError variants
         raise ComponentLoadError(f"{folder}: cannot read the {cls.__name__} config ({exc})") from None
-    with torch.device(device):
-        model = cls.from_config(config)
-    return load_strict(model, folder)
+
+    def make():
+        with torch.device(device):
+            return cls.from_config(config)
+
+    return load_strict(_build(folder, cls, make), folder, dtype=dtype)
 
 
-def load_workbench_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
+def load_workbench_model(folder: Path, cls: type, device: torch.device,
+                         dtype: torch.dtype | None = None) -> torch.nn.Module:
     """A native component: its config and weights are the official ones, converted by the
     class (`read_config`, `convert_state_dict`) and then loaded strictly."""
+    read_config_json(folder)
     config = cls.read_config(folder)
-    with torch.device(device):
-        model = cls(config)
+
+    def make():
+        with torch.device(device):
+            return cls(config)
+
+    model = _build(folder, cls, make)
     state = cls.convert_state_dict(read_state_dict(folder), source=str(folder))
-    return load_state_strict(model, state, folder)
+    return load_state_strict(model, state, folder, dtype=dtype)
 
 
-def load_transformers_model(folder: Path, cls: type, device: torch.device) -> torch.nn.Module:
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise ComponentLoadError(f"{config_path}: missing")
-    config = cls.config_class.from_pretrained(str(folder))
-    with torch.device(device):
-        model = cls(config)
+def load_transformers_model(folder: Path, cls: type, device: torch.device,
+                            dtype: torch.dtype | None = None) -> torch.nn.Module:
+    check_config_types(folder / "config.json", read_config_json(folder), cls.config_class)
+    try:
+        config = cls.config_class.from_pretrained(str(folder))
+    except Exception as exc:  # transformers raises OSError / ValueError variants
+        raise ComponentLoadError(f"{folder / 'config.json'}: cannot read the {cls.config_class.__name__} "
+                                 f"({type(exc).__name__}: {exc})") from None
+
+    def make():
+        with torch.device(device):
+            return cls(config)
+
+    model = _build(folder, cls, make)
     tied = set(getattr(model, "all_tied_weights_keys", None) or {})
-    return load_strict(model, folder, ignorable_missing=tied, rename=_transformers_renaming(model, folder))
+    return load_strict(model, folder, ignorable_missing=tied, rename=_transformers_renaming(model, folder),
+                       dtype=dtype)
 
 
 def _transformers_renaming(model: torch.nn.Module, folder: Path) -> Callable[[str], str]:
@@ -184,17 +293,33 @@ def _transformers_renaming(model: torch.nn.Module, folder: Path) -> Callable[[st
     return rename
 
 
-def load_config_only(folder: Path, cls: type, device: torch.device) -> Any:
-    """Schedulers, tokenizers and processors: config or vocabulary files, no weights."""
+def load_config_only(folder: Path, cls: type, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """Schedulers and processors: config files, no weights."""
     try:
         return cls.from_pretrained(str(folder))
     except Exception as exc:
         raise ComponentLoadError(f"{folder}: cannot load {cls.__name__} ({exc})") from None
 
 
+def vocabulary_files(cls: type) -> tuple[str, ...]:
+    """The files a tokenizer class reads its vocabulary from (`tokenizer.json`, `spiece.model`, ...)."""
+    names = getattr(cls, "vocab_files_names", None) or {}
+    return tuple(sorted({"tokenizer.json", *(v for v in names.values() if isinstance(v, str))}))
+
+
+def load_tokenizer(folder: Path, cls: type, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """A tokenizer from its folder, which must hold a vocabulary file: without one, transformers
+    builds a default tokenizer (a hundred-odd tokens) and every prompt becomes unknown tokens."""
+    wanted = vocabulary_files(cls)
+    if not any((folder / name).is_file() for name in wanted):
+        raise ComponentLoadError(f"{folder}: no vocabulary file for {cls.__name__} (expected one of "
+                                 f"{', '.join(wanted)})")
+    return load_config_only(folder, cls, device)
+
+
 # Loader choice: a name rule wins over the library rule.
 NAME_LOADERS: dict[str, Callable[[Path, type, torch.device], Any]] = {
-    "tokenizer": load_config_only,
+    "tokenizer": load_tokenizer,
     "scheduler": load_config_only,
     "feature_extractor": load_config_only,
     "image_processor": load_config_only,
@@ -217,8 +342,11 @@ def loader_for(spec: ModuleSpec) -> Callable[[Path, type, torch.device], Any]:
     raise ComponentLoadError(f"module {spec.name!r}: no loader for library {spec.library!r}")
 
 
-def load_module(model_dir: Path, spec: ModuleSpec, device: torch.device = torch.device("cpu")) -> Any:
+def load_module(model_dir: Path, spec: ModuleSpec, device: torch.device = torch.device("cpu"),
+                dtype: torch.dtype | None = None) -> Any:
+    """`dtype`: the module's declared precision (weights saved in it are accepted as well as the
+    model's own dtype); None: the file's tensors must have the model's dtypes."""
     folder = Path(model_dir) / spec.name
     if not folder.is_dir():
         raise ComponentLoadError(f"{folder}: module folder for {spec.name!r} is missing")
-    return loader_for(spec)(folder, resolve_class(spec), device)
+    return loader_for(spec)(folder, resolve_class(spec), device, dtype=dtype)

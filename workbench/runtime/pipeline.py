@@ -142,7 +142,7 @@ class ComposedPipeline:
             spec = specs[name]
             if name in self.module_classes:  # a native class loading the same (official) folder
                 spec = ModuleSpec(name, *self.module_classes[name])
-            module = load_module(self.model_dir, spec, self.device)
+            module = load_module(self.model_dir, spec, self.device, dtype=self.module_dtypes.get(name))
             if isinstance(module, torch.nn.Module):
                 module = place_module(module, self.device, self.module_dtypes.get(name))
                 for method in (m for target, m in self.module_setup if target == name):

@@ -55,14 +55,14 @@ def number_in(lo: float | None = None, hi: float | None = None, *, optional: boo
     def check(v):
         if v is None and optional:
             return None
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
-            return _describe(v)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            return _describe(v)  # NaN and +-Infinity (JSON's `Infinity` parses to one) are no numbers here
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             return _describe(v)
         return None
 
     bounds = f"in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-    return Validator(("None or " if optional else "") + f"a number {bounds}", check)
+    return Validator(("None or " if optional else "") + f"a finite number {bounds}", check)
 
 
 def text_prompt() -> Validator:
@@ -98,3 +98,32 @@ def tensor(ndim: int | None = None, *, finite: bool = True) -> Validator:
 def optional_tensor(ndim: int | None = None) -> Validator:
     t = tensor(ndim)
     return Validator("None or " + t.expected, lambda v: None if v is None else t(v))
+
+
+# ---- sizes a model supports, checked before anything is allocated ------------------------------
+def available_memory_bytes(device: torch.device | str | None = None) -> int | None:
+    """Free memory where a run allocates: the GPU's free memory on CUDA, else the host's
+    MemAvailable (Linux); None when unknown."""
+    device = torch.device(device or "cpu")
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def fits_in_memory(field: str, value: Any, needed_bytes: int, what: str,
+                   device: torch.device | str | None = None) -> tuple[str, str, str] | None:
+    """A cross-check result (field, expected, got) when `needed_bytes` (a stated lower bound of
+    what the run allocates, `what` says which tensor) is more than the free memory."""
+    free = available_memory_bytes(device)
+    if free is None or needed_bytes <= free:
+        return None
+    return (field, f"a size whose {what} fits in memory (needs at least {needed_bytes / 2**30:.1f} GiB, "
+                   f"{free / 2**30:.1f} GiB available)", repr(value))

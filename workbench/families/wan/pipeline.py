@@ -91,6 +91,26 @@ class NativeWanPipeline(ComposedPipeline):
                     repr(batch.boundary_ratio))
         return None
 
+    def _size_fits_model(self, batch: ForwardBatch):
+        """Refused before anything is allocated: a latent grid longer, on any axis, than the
+        transformer's RoPE table (`rope_max_seq_len` positions, WanRotaryPosEmbed), or decoded
+        frames (fp32 [B, F, H, W, 3], a lower bound of the run's memory) beyond the free memory."""
+        t_cfg, v_cfg = self.transformer.config, self.vae.config
+        limit = getattr(t_cfg, "rope_max_seq_len", None)
+        p_t, p_h, p_w = t_cfg.patch_size
+        scale = {"num_frames": (v_cfg.scale_factor_temporal, p_t), "height": (v_cfg.scale_factor_spatial, p_h),
+                 "width": (v_cfg.scale_factor_spatial, p_w)}
+        for name, (factor, patch) in scale.items():
+            value = getattr(batch, name)
+            grid = ((value - 1) // factor + 1 if name == "num_frames" else value // factor) // patch
+            if limit is not None and grid > limit:
+                most = (limit * patch - 1) * factor + 1 if name == "num_frames" else limit * patch * factor
+                return (name, f"at most {most} (the transformer's RoPE table has {limit} positions per axis, "
+                              f"transformer/config.json rope_max_seq_len)", repr(value))
+        frames = batch.batch_size * batch.num_frames * batch.height * batch.width * 3 * 4
+        return V.fits_in_memory("num_frames x height x width", f"{batch.num_frames}x{batch.height}x{batch.width}",
+                                frames, "decoded frames (fp32)", self.device)
+
     # ---- Wan-specific pieces ----------------------------------------------------------
     def encode_prompts(self, prompts: list[str], batch: ForwardBatch):
         length = batch.max_sequence_length
@@ -145,7 +165,8 @@ class NativeWanPipeline(ComposedPipeline):
     def input_validation(self, rules=WAN_RULES, cross_checks=(), loaders=None) -> InputValidationStage:
         """Wan's request checks; `boundary_ratio` defaults to the manifest's (Wan 2.2)."""
         return InputValidationStage(
-            rules, cross_checks=(_guidance_2_needs_boundary, self._boundary_needs_two_experts, *cross_checks),
+            rules, cross_checks=(_guidance_2_needs_boundary, self._boundary_needs_two_experts, self._size_fits_model,
+                                 *cross_checks),
             model_defaults=lambda: {"boundary_ratio": self.manifest.metadata.get("boundary_ratio")},
             loaders=loaders)
 
