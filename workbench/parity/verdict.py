@@ -32,6 +32,12 @@ class CheckpointResult:
     tolerance: Tolerance | None = None
     reference_meta: dict[str, Any] | None = None
     native_meta: dict[str, Any] | None = None
+    # issue 16 calibration: the measured noise floor (max abs diff of the reference against
+    # itself under the mode's legitimate changes), the multiple k the bound allows, and where
+    # the tolerance came from: "calibrated" or "fixed ...: <why>".
+    floor: float | None = None
+    k: float | None = None
+    tolerance_source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -60,11 +66,24 @@ class Verdict:
     checkpoints: list[CheckpointResult] = field(default_factory=list)
     # gate -> what it checked before the run (e.g. component parity records), or that it was skipped
     gates: dict[str, str] = field(default_factory=dict)
+    # issue 16: how the calibrated bounds were measured (cache key, sides compared, variants, k)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    # issue 16: converted vs official component configs, each {"file", "field", "official", "native"};
+    # any difference fails the verdict and is its first finding
+    config_differences: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        """True when every checkpoint passed; an empty comparison proves nothing and fails."""
-        return bool(self.checkpoints) and all(c.passed for c in self.checkpoints)
+        """True when every checkpoint passed and the configs agree; an empty comparison proves nothing and fails."""
+        return bool(self.checkpoints) and all(c.passed for c in self.checkpoints) and not self.config_differences
+
+    @property
+    def first_finding(self) -> str | None:
+        """What to fix first: a config difference (found before any run), else the first divergence."""
+        if self.config_differences:
+            return config_difference_line(self.config_differences[0])
+        first = self.first_divergence
+        return None if first is None else f"{first.name}: {first.reason}"
 
     @property
     def first_divergence(self) -> CheckpointResult | None:
@@ -92,6 +111,9 @@ class Verdict:
                                                             "hint": first.hint},
             "checkpoints": [c.to_dict() for c in self.checkpoints],
             "gates": self.gates,
+            "calibration": self.calibration,
+            "config_differences": self.config_differences,
+            "first_finding": self.first_finding,
         }
 
     def to_json_text(self) -> str:
@@ -107,7 +129,8 @@ class Verdict:
         return cls(family=data["family"], preset=data["preset"], mode=data["mode"],
                    parameters=data.get("parameters", {}), versions=data.get("versions", {}),
                    checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])],
-                   gates=data.get("gates", {}))
+                   gates=data.get("gates", {}), calibration=data.get("calibration", {}),
+                   config_differences=list(data.get("config_differences", [])))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Verdict":
@@ -136,6 +159,9 @@ class Verdict:
                 f"{c.name:<{name_w}}  {c.kind:<9}  {step:>4}  {_fmt(m and m.max_abs_diff, '%.3e'):>9}  "
                 f"{_fmt(m and m.mean_abs_diff, '%.3e'):>9}  {_fmt(m and m.rel_abs_mean_drift, '%.3e'):>9}  "
                 f"{_fmt(m and m.cosine, '%.6f'):>9}  {_media(m):<24}  {'pass' if c.passed else 'FAIL':>6}")
+        if self.config_differences:
+            lines.append(f"first finding: config differs: {config_difference_line(self.config_differences[0])}")
+            lines += [f"config differs: {config_difference_line(d)}" for d in self.config_differences[1:]]
         first = self.first_divergence
         if first is not None:
             lines.append(f"first divergence: {first.name}: {first.reason}")
@@ -144,6 +170,11 @@ class Verdict:
             lines.append("no checkpoints were compared")
         lines += [f"gate {gate}: {outcome}" for gate, outcome in self.gates.items()]
         return "\n".join(lines)
+
+
+def config_difference_line(diff: dict[str, Any]) -> str:
+    """`vae/config.json: latents_std[0] 0.77 (official) vs 0.78 (native)`."""
+    return f"{diff['file']}: {diff['field']} {diff['official']!r} (official) vs {diff['native']!r} (native)"
 
 
 def _fmt(value: float | None, spec: str) -> str:
