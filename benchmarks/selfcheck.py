@@ -3,7 +3,7 @@
     python benchmarks/selfcheck.py [--modes fast,exact,fp32] [--families ...] [--device cpu]
 
 Writes benchmarks/results/selfcheck_<family>_<mode>_<device>.json (the full per-fault rows)
-and selfcheck_summary_<device>.json (rates per family and mode; in fast/fp32 modes also the
+and selfcheck_summary_<device>_<modes>.json (rates per family and mode; in fast/fp32 modes also the
 "before" rates: the same faulty runs judged by the fixed table without config diff).
 """
 
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model-dir")
     args = parser.parse_args(argv)
     dev = args.device.split(":")[0]
-    summary_path = RESULTS / f"selfcheck_summary_{dev}.json"
+    summary_path = RESULTS / f"selfcheck_summary_{dev}_{args.modes.replace(',', '_')}.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     for mode in args.modes.split(","):
         for family in args.families.split(","):

@@ -32,12 +32,14 @@ def test_floor_is_the_worst_variant_per_checkpoint():
 
 def test_bound_is_k_times_floor_plus_scaled_epsilon():
     spec = CALIBRATION["fast"]
-    row = {"kind": "latent", "max_abs": 0.01, "mean_abs": 0.002, "scale": 4.0, "psnr": None}
+    row = {"kind": "latent", "dtype": "bfloat16", "max_abs": 0.01, "mean_abs": 0.002, "scale": 4.0, "psnr": None}
     tol = calibrated_tolerance(row, spec)
-    assert tol.max_abs == pytest.approx(spec.k * 0.01 + spec.eps_rel * 4.0)
-    assert tol.max_mean_abs == pytest.approx(spec.k * 0.002 + spec.eps_rel * 4.0)
-    zero = calibrated_tolerance({**row, "max_abs": 0.0, "mean_abs": 0.0}, spec)
-    assert zero.max_abs == pytest.approx(spec.eps_rel * 4.0) and zero.max_abs > 0
+    assert tol.max_abs == pytest.approx(spec.k * 0.01 + 2.0**-7 * 4.0)  # one bf16 ulp at the scale
+    assert tol.max_mean_abs == pytest.approx(spec.k * 0.002 + 2.0**-7 * 4.0)
+    zero = calibrated_tolerance({**row, "dtype": "float32", "max_abs": 0.0, "mean_abs": 0.0}, spec)
+    assert 0 < zero.max_abs < 1e-5  # a zero fp32 floor (a schedule) leaves fp32 rounding room only
+    integer = calibrated_tolerance({**row, "dtype": "int64", "max_abs": 0.0, "mean_abs": 0.0}, spec)
+    assert integer.max_abs == 0.0
 
 
 def test_psnr_never_rescues_a_diff_beyond_its_multiple_of_the_floor():

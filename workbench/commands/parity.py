@@ -53,7 +53,7 @@ def calibration_lines(verdict) -> list[str]:
         fallback = [c.name for c in verdict.checkpoints if c.tolerance_source.startswith("fixed fallback")]
         return [f"tolerances: fixed fallback for {len(fallback)} checkpoints ({fallback[0]}: "
                 f"{verdict.checkpoints[0].tolerance_source})"] if fallback else []
-    lines = [f"tolerances: calibrated, k={cal['k']:g} x floor + {cal['eps_rel']:.1e} x scale; floors "
+    lines = [f"tolerances: calibrated, k={cal['k']:g} x floor + one ulp of the dtype x scale; floors "
              f"{'reused from cache' if cal['cached'] else 'measured'} ({cal['key']}): {cal['sides_compared']}; "
              f"variants: {', '.join(cal['variants'])}"]
     rows = []

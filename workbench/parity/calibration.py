@@ -8,7 +8,8 @@ the *floor* of a checkpoint is the largest max (and mean) abs diff between the p
 reference and any variant (`tolerances.CALIBRATION[mode].variants`), and the native side passes
 while it stays within k x floor + eps (`Calibration` in tolerances.py says how).
 
-The floors are cached per (official model files, device, dtype, request, variants, versions)
+The floors are cached per (official model files, device, dtype, request, variants, versions,
+CPU numeric environment and thread count)
 under `$WORKBENCH_CACHE/calibration/`; the verdict records the key and whether it was reused.
 Floors are kept per checkpoint name, whatever the kind: a checkpoint without one (a kind or
 name the calibration never saw) falls back to the fixed table and says so.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,14 +29,17 @@ import torch
 
 from workbench.parity.capture import CaptureSet
 from workbench.parity.metrics import compare_tensors
+from workbench.parity.numeric_env import NUMERIC_VARIABLES
 from workbench.parity.tolerances import CALIBRATION, Calibration, Tolerance, Tolerances, tolerances_for
 
 #: Bumped when what a floor means changes, so stale cache entries are not reused.
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2
 
-#: SDPA backends of the fp32 mode's base run and of its "attention" variant, per device type:
-#: on CUDA only these two compute fp32 (flash and cuDNN do not).
-FP32_BACKENDS = {"cpu": ("math", "flash"), "cuda": ("efficient", "math")}
+#: SDPA backend of the fp32 mode's base run per device type, and of its CPU "attention" variant.
+#: On CUDA only efficient and math compute fp32, and math at full size (Wan 2.1, 32760 tokens)
+#: needs ~100 GB for the attention matrix: the CUDA variant is "kernels" (autotuned cuDNN
+#: convolutions, non-deterministic algorithms allowed) on the same efficient backend.
+FP32_BACKENDS = {"cpu": ("math", "flash"), "cuda": ("efficient", "efficient")}
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,12 @@ class Setting:
     fp32_modules: tuple[str, ...] = ()
     backend: str | None = None        # None: torch's default choice
     description: str = ""
+    autotune: bool = False            # cuDNN autotuning and non-deterministic algorithms allowed
 
     def describe(self) -> str:
         dtype = "as saved" if self.dtype is None else str(self.dtype).removeprefix("torch.")
         keep = f", fp32 {list(self.fp32_modules)}" if self.fp32_modules else ""
-        return f"{dtype}{keep}, attention {self.backend or 'default'}"
+        return f"{dtype}{keep}, attention {self.backend or 'default'}" + (", autotuned kernels" if self.autotune else "")
 
 
 @contextlib.contextmanager
@@ -85,6 +91,14 @@ def strict_numerics():
         torch.use_deterministic_algorithms(saved[3], warn_only=saved[4])
 
 
+@contextlib.contextmanager
+def autotuned():
+    """cuDNN autotuning on and deterministic algorithms off, inside `strict_numerics` (restored by it)."""
+    torch.backends.cudnn.benchmark = True
+    torch.use_deterministic_algorithms(False)
+    yield
+
+
 def official_modules(official_dir: Path) -> list[str]:
     from workbench.runtime.manifest import read_manifest
 
@@ -107,6 +121,9 @@ def variant_settings(family, mode: str, device: torch.device, official_dir: Path
     would equal the base, e.g. no module whose dtype differs, are left out)."""
     base = base_setting(family, mode, device)
     if mode == "fp32":
+        if device.type == "cuda":
+            return [Setting("kernels", torch.float32, (), base.backend, "cuDNN autotuned convolutions, "
+                            "non-deterministic algorithms allowed", autotune=True)]
         other = FP32_BACKENDS.get(device.type, ("math", "math"))[1]
         return [Setting("attention", torch.float32, (), other, f"SDPA {other} instead of {base.backend}")]
     fast = family.fast
@@ -135,7 +152,7 @@ def run_official(family, official_dir: Path, params, device: torch.device, setti
     pipe = family.reference.load_official(official_dir, device, dtype=setting.dtype, fp32_modules=setting.fp32_modules)
     strict = strict_numerics() if setting.dtype == torch.float32 else contextlib.nullcontext()
     try:
-        with strict, attention_backend(setting.backend):
+        with strict, attention_backend(setting.backend), (autotuned() if setting.autotune else contextlib.nullcontext()):
             capture, _ = family.reference.run_reference(official_dir, params, device, pipe=pipe)
     except (ValueError, TypeError) as exc:
         raise WorkbenchError(f"official {family.official_pipeline} rejected the request: {exc}") from exc
@@ -165,7 +182,10 @@ def cache_key(family, official_dir: Path, params, device: torch.device, mode: st
                "files": files_fingerprint(official_dir), "device": device_label(device),
                "dtype": base.describe(), "request": params.to_json_dict(),
                "variants": [s.describe() + f" ({s.name})" for s in variant_settings(family, mode, device, official_dir)],
-               "calibration": repr(CALIBRATION[mode]), "versions": versions()}
+               "calibration": repr(CALIBRATION[mode]), "versions": versions(),
+               # CPU numerics depend on the vector path and the thread count (reduction order)
+               "numeric_env": {v: os.environ.get(v) for v in NUMERIC_VARIABLES},
+               "threads": torch.get_num_threads()}
     digest = hashlib.sha256(json.dumps(fields_, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return digest, fields_
 
@@ -197,7 +217,8 @@ def measure_floors(base: CaptureSet, variants: Mapping[str, CaptureSet]) -> dict
     for c in base:
         scale = float(c.tensor.double().abs().max()) if c.tensor.numel() else 0.0
         mean_scale = float(c.tensor.double().abs().mean()) if c.tensor.numel() else 0.0
-        row: dict[str, Any] = {"kind": c.kind, "scale": scale, "mean_scale": mean_scale, "by_variant": {}}
+        row: dict[str, Any] = {"kind": c.kind, "dtype": str(c.tensor.dtype).removeprefix("torch."), "scale": scale,
+                               "mean_scale": mean_scale, "by_variant": {}}
         usable = True
         for name, capture in variants.items():
             if c.name not in capture:
@@ -253,7 +274,7 @@ def calibrate(family, root: Path, params, device: torch.device, mode: str, refer
 
 def calibrated_tolerance(row: Mapping[str, Any], spec: Calibration) -> Tolerance:
     """k x floor + eps on max and mean abs diff; frames may pass on PSNR, capped (see `Calibration`)."""
-    eps = spec.eps_rel * max(row["scale"], 1e-30)
+    eps = spec.eps_rel_for(row.get("dtype")) * row["scale"]
     max_abs = spec.k * row["max_abs"] + eps
     alternative = None
     if row["kind"] == "frames" and row.get("psnr") is not None and row["psnr"] != float("inf"):
@@ -299,12 +320,13 @@ class CalibratedTolerances(Tolerances):
     def record(self) -> dict[str, Any]:
         """What the verdict keeps of the calibration (`Verdict.calibration`)."""
         f, spec = self.floors, self.spec
-        return {"mode": f.mode, "key": f.key, "cached": f.cached, "path": f.path, "k": spec.k, "eps_rel": spec.eps_rel,
+        return {"mode": f.mode, "key": f.key, "cached": f.cached, "path": f.path, "k": spec.k,
+                "eps_rel": "one ulp of the checkpoint's dtype at its scale (tolerances.EPS_REL_BY_DTYPE)",
                 "rescue_multiple": spec.rescue_multiple, "psnr_margin_db": spec.psnr_margin_db,
                 "sides_compared": f"official ({f.base}) vs official under each variant",
                 "base": f.base, "variants": f.variants, "source": spec.source,
                 "device": f.key_fields.get("device"), "dtype": f.key_fields.get("dtype"),
-                "floors": {n: {k: r.get(k) for k in ("max_abs", "mean_abs", "scale")}
+                "floors": {n: {k: r.get(k) for k in ("max_abs", "mean_abs", "scale", "dtype")}
                            for n, r in f.checkpoints.items()}}
 
 
