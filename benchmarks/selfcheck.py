@@ -29,7 +29,11 @@ def main(argv=None) -> int:
     parser.add_argument("--families", default=",".join(sorted(registry.FAMILIES)))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-dir")
+    parser.add_argument("--resummarise", action="store_true",
+                        help="recompute rates and summaries from the committed per-family JSON files")
     args = parser.parse_args(argv)
+    if args.resummarise:
+        return resummarise()
     dev = args.device.split(":")[0]
     summary_path = RESULTS / f"selfcheck_summary_{dev}_{args.modes.replace(',', '_')}.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
@@ -49,6 +53,37 @@ def main(argv=None) -> int:
                 "not_exercised": rates["not_exercised"], "not_applicable": rates["not_applicable"],
                 "errors": rates["errors"], "versions": result["versions"]}
             atomic_write_text(summary_path, json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+def summary_row(result: dict) -> dict:
+    rates = result["rates"]
+    return {"clean_passes": result["clean"]["passed"], "clean_worst_ratio": result["clean"]["worst_ratio_to_bound"],
+            "tolerance": result["tolerance"], "total_s": round(result["total_s"], 1),
+            **{group: {k: rates[group][k] for k in ("detected", "localised", "detected_numerically",
+                                                    "before_fixed_table_detected", "before_fixed_table_localised")}
+               for group in rates if isinstance(rates[group], dict)},
+            "not_exercised": rates["not_exercised"], "not_applicable": rates["not_applicable"],
+            "errors": rates["errors"], "versions": result["versions"]}
+
+
+def resummarise() -> int:
+    from workbench.io import atomic_write_text
+    from workbench.parity.selfcheck import FaultResult, rates
+
+    summary: dict = {}
+    for path in sorted(RESULTS.glob("selfcheck_*_*_*.json")):
+        if path.name.startswith("selfcheck_summary"):
+            continue
+        result = json.loads(path.read_text())
+        result["rates"] = rates([FaultResult(**row) for row in result["faults"]])
+        atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
+        dev = path.stem.rsplit("_", 1)[1]
+        summary.setdefault(dev, {}).setdefault(result["family"], {})[result["mode"]] = summary_row(result)
+    for dev, rows in summary.items():
+        for old in RESULTS.glob(f"selfcheck_summary_{dev}_*.json"):
+            old.unlink()
+        atomic_write_text(RESULTS / f"selfcheck_summary_{dev}.json", json.dumps(rows, indent=1, sort_keys=True) + "\n")
     return 0
 
 

@@ -55,3 +55,11 @@ def test_fp32_mode_catches_a_weight_fault_under_bf16_resolution():
     assert result["tolerance"] == "fp32 (calibrated)" and result["clean"]["passed"]
     for row in result["faults"]:
         assert row["exercised"] and row["detected_numerically"] and row["localised"], row
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys):
+    from workbench.cli import main
+
+    assert main(["selfcheck", "no_such_family"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown family 'no_such_family'" in err[0]

@@ -512,6 +512,7 @@ def _run_fault(family, fault: Fault, root: Path, scratch: Path, params, dev, mod
 
 
 def _rate(rows: list[FaultResult], attr: str) -> dict[str, Any]:
+    rows = [r for r in rows if getattr(r, attr) is not None]  # "before" is not judged in exact mode
     n = len(rows)
     k = sum(bool(getattr(r, attr)) for r in rows)
     return {"count": k, "of": n, "rate": (k / n) if n else None}
