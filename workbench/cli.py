@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("status", "workbench.commands.status", "read (or --run) a port's gates and regenerate PORT_STATUS.md"),
     ("handoff", "workbench.commands.handoff", "print the pipeline handoff report, every field computed"),
     ("new-family", "workbench.commands.new_family", "scaffold a new family so a port starts in one command"),
+    ("selfcheck", "workbench.commands.selfcheck", "plant single faults and report parity's detection and localisation"),
 ]
 
 

@@ -68,5 +68,7 @@ def test_skip_flag_runs_and_is_printed_in_the_verdict(wan_state, tmp_path, capsy
 def test_a_gated_run_records_what_was_checked():
     verdict = run_parity("wan_t2v").verdict
     assert verdict.passed
-    assert verdict.gates == {"component_parity": "passed: 5/5 components non_skip_pass (port_state.yaml)"}
+    assert verdict.gates == {"component_parity": "passed: 5/5 components non_skip_pass (port_state.yaml)",
+                             "model_files": "passed: sha256 of every component folder in converted/ matches its "
+                                            "non_skip_pass record"}
     assert verdict.to_dict()["gates"] == verdict.gates

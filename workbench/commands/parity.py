@@ -13,8 +13,12 @@ from workbench.commands.common import add_request_args, add_sp_arg, request_from
 
 def configure(parser) -> None:
     add_request_args(parser, device_default="cpu")
-    parser.add_argument("--mode", default="exact", choices=("exact", "fast"),
-                        help="exact: CPU fp32, <=1e-6; fast: CUDA bf16 within DESIGN tolerances")
+    parser.add_argument("--mode", default="exact", choices=("exact", "fast", "fp32"),
+                        help="exact: CPU fp32, <=1e-6; fp32: both sides fp32 per component, TF32 off, one "
+                             "attention backend (any device, real sizes), within k x its measured floor; "
+                             "fast: bf16 within k x the fast-mode floor")
+    parser.add_argument("--fixed-tolerances", action="store_true",
+                        help="fast/fp32: skip calibration and use the fixed fallback table (said per checkpoint)")
     parser.add_argument("--json", help="write the verdict JSON here")
     parser.add_argument("--report", help="write a self-contained HTML report here")
     parser.add_argument("--skip-component-gate", action="store_true",
@@ -37,9 +41,11 @@ def run(args) -> int:
 
     result = run_parity(args.family, preset=args.preset, request=request_from_args(args), mode=args.mode,
                         model_dir=args.model_dir, device=args.device, compile=args.compile,
-                        skip_component_gate=args.skip_component_gate)
+                        skip_component_gate=args.skip_component_gate, calibrate=not args.fixed_tolerances)
     verdict = result.verdict
     print(verdict.summary_table())
+    for line in calibration_lines(verdict):
+        print(line)
     if args.json:
         verdict.to_json(args.json)
         print(f"verdict: {args.json}")
@@ -76,3 +82,26 @@ def _run_sp_rank(args) -> int:
         write_report(result.verdict, result.reference, result.native, args.report)
         print(f"report: {args.report}")
     return result.exit_code
+
+
+def calibration_lines(verdict) -> list[str]:
+    """Floor and k of the calibrated bounds (the worst checkpoint relative to its bound first)."""
+    cal = verdict.calibration
+    if not cal:
+        fallback = [c.name for c in verdict.checkpoints if c.tolerance_source.startswith("fixed fallback")]
+        return [f"tolerances: fixed fallback for {len(fallback)} checkpoints ({fallback[0]}: "
+                f"{verdict.checkpoints[0].tolerance_source})"] if fallback else []
+    lines = [f"tolerances: calibrated, k={cal['k']:g} x floor + one ulp of the dtype x scale; floors "
+             f"{'reused from cache' if cal['cached'] else 'measured'} ({cal['key']}): {cal['sides_compared']}; "
+             f"variants: {', '.join(cal['variants'])}"]
+    rows = []
+    for c in verdict.checkpoints:
+        if c.metrics is None or c.metrics.max_abs_diff is None:
+            continue
+        if c.floor is None:
+            rows.append(f"  {c.name}: {c.tolerance_source}")
+        else:
+            bound = c.tolerance.max_abs if c.tolerance else None
+            rows.append(f"  {c.name}: max_abs {c.metrics.max_abs_diff:.3e} vs floor {c.floor:.3e} "
+                        f"(bound {bound:.3e}){'' if c.passed else '  FAIL'}")
+    return lines + rows

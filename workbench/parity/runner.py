@@ -14,7 +14,9 @@ from workbench.errors import ParameterError, WorkbenchError
 from workbench.parity.capture import CaptureHooks, CaptureSet
 from workbench.runtime.hooks import PipelineHooks
 
-MODES = ("exact", "fast")
+MODES = ("exact", "fast", "fp32")
+#: Modes whose tolerances come from a measured noise floor (parity/calibration.py).
+CALIBRATED_MODES = ("fast", "fp32")
 
 
 @dataclass
@@ -62,13 +64,47 @@ def check_model_dir_family(family, model_dir: Path) -> None:
                              f"not {family.pipeline_class.__name__} of family {family.name}")
 
 
-def run_native(converted_dir: Path, params: SamplingParam, device: str | torch.device = "cpu",
-               mode: str = "exact", compile: bool = False, progress: bool = False) -> tuple[CaptureSet, Any]:
-    from workbench.api.generate import load_pipeline
+def load_native_fp32(converted_dir: Path, device: torch.device):
+    """The native pipeline with every module in fp32 (whatever dtype its files were saved in),
+    as the fp32 mode's official side is loaded; manifest classes, nothing compiled."""
+    from workbench.runtime.manifest import read_manifest
+    from workbench.runtime.pipeline import ComposedPipeline
 
-    pipe = load_pipeline(converted_dir, device=device, mode=mode, compile=compile, progress=progress)
-    capture = CaptureSet()
-    batch = pipe(params, hooks=CaptureHooks(capture))
+    names = read_manifest(converted_dir).enabled_modules
+    pipe = ComposedPipeline.from_pretrained(converted_dir, device=device,
+                                            module_dtypes={n: torch.float32 for n in names}, progress=False)
+    return pipe
+
+
+def load_native(converted_dir: Path, device: str | torch.device = "cpu", mode: str = "exact",
+                compile: bool = False, progress: bool = False):
+    """The native pipeline as `mode` runs it (fp32 mode: every module in fp32, nothing compiled)."""
+    from workbench.api.generate import load_pipeline
+    from workbench.runtime.device import resolve_device
+
+    if mode == "fp32":
+        return load_native_fp32(Path(converted_dir), resolve_device(device))
+    return load_pipeline(converted_dir, device=device, mode=mode, compile=compile, progress=progress)
+
+
+def run_native(converted_dir: Path, params: SamplingParam, device: str | torch.device = "cpu",
+               mode: str = "exact", compile: bool = False, progress: bool = False, pipe=None,
+               hooks=None, capture: CaptureSet | None = None) -> tuple[CaptureSet, Any]:
+    """One native run with capture; `pipe` reuses a loaded pipeline, `hooks` adds observers,
+    `capture` is filled in place (so a caller keeps what was captured when the run raises)."""
+    from workbench.runtime.device import resolve_device
+    from workbench.runtime.hooks import HookList
+
+    capture = CaptureSet() if capture is None else capture
+    run_hooks = CaptureHooks(capture) if hooks is None else HookList([CaptureHooks(capture), hooks])
+    pipe = pipe or load_native(converted_dir, device, mode, compile, progress)
+    if mode == "fp32":
+        from workbench.parity.calibration import attention_backend, strict_numerics
+
+        with strict_numerics(), attention_backend(base_setting_backend(resolve_device(device))):
+            batch = pipe(params, hooks=run_hooks)
+        return capture, batch
+    batch = pipe(params, hooks=run_hooks)
     return capture, batch
 
 
@@ -93,15 +129,13 @@ def run_native_partial(converted_dir: Path, params: SamplingParam, device: str |
     """`run_native`, but a native side that raises (not a bad request: a WorkbenchError still
     propagates) returns the checkpoints captured so far and `native_error` {"stage", "step",
     "message"}: the stage that raised and, in a denoising loop, the step it was on."""
-    from workbench.api.generate import load_pipeline
-    from workbench.runtime.hooks import HookList
     from workbench.runtime.stages import StepHookedStage
 
-    pipe = load_pipeline(converted_dir, device=device, mode=mode, compile=compile, progress=progress)
+    pipe = load_native(converted_dir, device, mode, compile, progress)
     capture = CaptureSet()
     where = _RunProgress()
     try:
-        batch = pipe(params, hooks=HookList([CaptureHooks(capture), where]))
+        _, batch = run_native(converted_dir, params, device, mode=mode, pipe=pipe, hooks=where, capture=capture)
     except WorkbenchError:
         raise
     except Exception as exc:  # the port is wrong somewhere: keep what was captured, name where
@@ -116,8 +150,18 @@ def run_native_partial(converted_dir: Path, params: SamplingParam, device: str |
     return capture, batch, None
 
 
+def base_setting_backend(device: torch.device) -> str:
+    """The one SDPA backend both sides of fp32 parity run on (calibration.FP32_BACKENDS)."""
+    from workbench.parity.calibration import FP32_BACKENDS
+
+    return FP32_BACKENDS.get(device.type, ("math", "math"))[0]
+
+
 def load_official(family, official_dir: Path, device: torch.device, mode: str = "exact"):
-    """The official pipeline: fp32 as saved (exact), or loaded the official fast way (bf16)."""
+    """The official pipeline: fp32 as saved (exact), loaded the official fast way (bf16), or
+    every module in fp32 (fp32 mode: a module saved in bf16 is upcast, as the native side is)."""
+    if mode == "fp32":
+        return family.reference.load_official(official_dir, device, dtype=torch.float32)
     if mode == "fast":
         return family.reference.load_official(official_dir, device, dtype=family.fast.reference_dtype,
                                               fp32_modules=family.fast.reference_fp32_modules)
@@ -129,6 +173,10 @@ def run_reference(family, official_dir: Path, params: SamplingParam, device: tor
     """One official run, loaded as `load_official` loads it for `mode`."""
     from workbench.families.offline import quiet_hf
 
+    if mode == "fp32":
+        from workbench.parity.calibration import base_setting, run_official
+
+        return run_official(family, official_dir, params, device, base_setting(family, mode, device))
     quiet_hf()
     pipe = load_official(family, official_dir, device, mode) if mode == "fast" else None
     try:
@@ -140,13 +188,15 @@ def run_reference(family, official_dir: Path, params: SamplingParam, device: tor
 
 def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
                mode: str = "exact", model_dir: str | Path | None = None, device: str = "cpu",
-               compile: bool = False, skip_component_gate: bool = False) -> ParityRun:
+               compile: bool = False, skip_component_gate: bool = False, calibrate: bool = True) -> ParityRun:
     """Pipeline parity; refused (GateError) while a module the pipeline loads lacks a
-    non_skip_pass component record, unless `skip_component_gate` (debugging only, recorded)."""
+    non_skip_pass component record for the very files it loads, unless `skip_component_gate`
+    (debugging only, recorded). The converted configs are diffed against the official ones
+    first; in fast and fp32 modes the tolerances are calibrated (`calibrate=False`: the fixed
+    fallback table, said so per checkpoint)."""
     from workbench import registry
     from workbench.families.offline import quiet_hf
-    from workbench.parity.compare import compare_captures
-    from workbench.portstate.gates import check_component_gate
+    from workbench.portstate.gates import check_component_gate, check_model_files
     from workbench.runtime.device import resolve_device
     from workbench.runtime.manifest import read_manifest
 
@@ -156,19 +206,100 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
     params = family.sampling_params(preset, request)
     dev = resolve_device(device)
     if mode == "exact" and dev.type != "cpu":
-        raise ParameterError(f"--mode exact runs on CPU in fp32 (got --device {device}); use --mode fast on CUDA")
+        raise ParameterError(f"--mode exact runs on CPU in fp32 (got --device {device}); use --mode fp32 "
+                             f"(structure at real size) or --mode fast (precision) on CUDA")
     quiet_hf()
     root = resolve_model_dir(family, model_dir)
     # Checked before anything runs; recorded in the verdict either way.
+    manifest = read_manifest(root / "converted")
     gates = {"component_parity": SKIPPED_COMPONENT_GATE if skip_component_gate
-             else check_component_gate(family, read_manifest(root / "converted"))}
+             else check_component_gate(family, manifest)}
+    if not skip_component_gate:  # issue 16: the records hold for these very files
+        gates["model_files"] = check_model_files(family, manifest)
     # Native first: its input validation gives the clearer error for a bad request.
     if mode == "fast":
         params = params.replace(stage_overrides=family.fast.stage_overrides + tuple(params.stage_overrides))
+    config_differences = diff_configs(root)
     native, _, native_error = run_native_partial(root / "converted", params, dev, mode=mode, compile=compile)
     reference = run_reference(family, root / "official", params, dev, mode=mode)
-    verdict = compare_captures(reference, native, mode=mode, family=family.name,
-                               preset=preset or family.default_preset, parameters=params.to_json_dict())
+    verdict = compare_run(family, root, params, dev, mode, reference, native, preset=preset, calibrate=calibrate)
     verdict.gates = gates
     verdict.native_error = native_error  # a partial verdict: the checkpoints before the native side raised
+    verdict.config_differences = config_differences
     return ParityRun(verdict, reference, native, params, root)
+
+
+def parity_tolerances(family, root: Path, params: SamplingParam, device: torch.device, mode: str,
+                      reference: CaptureSet | None = None, calibrate: bool = True):
+    """The tolerance table of a parity run: calibrated in fast and fp32 modes (measuring or
+    reusing the floors), the fixed table otherwise."""
+    from workbench.parity.tolerances import tolerances_for
+
+    if mode in CALIBRATED_MODES and calibrate:
+        from workbench.parity.calibration import CalibratedTolerances
+        from workbench.parity.calibration import calibrate as measure
+
+        return CalibratedTolerances(measure(family, root, params, device, mode, reference))
+    return tolerances_for(mode)
+
+
+def compare_run(family, root: Path, params: SamplingParam, device: torch.device, mode: str, reference: CaptureSet,
+                native: CaptureSet, *, preset: str | None = None, calibrate: bool = True, table=None):
+    """The verdict of one pair of runs, with floor, k and tolerance source on every checkpoint."""
+    from workbench.parity.calibration import annotate
+    from workbench.parity.compare import compare_captures
+
+    table = table or parity_tolerances(family, root, params, device, mode, reference, calibrate)
+    verdict = compare_captures(reference, native, mode=mode, tolerances=table, family=family.name,
+                               preset=preset or family.default_preset, parameters=params.to_json_dict())
+    annotate(verdict, table)
+    return verdict
+
+
+#: Config keys that name or date a file rather than configure the model.
+IGNORED_CONFIG_KEYS = ("_class_name", "_diffusers_version", "_name_or_path", "_official_class_name",
+                       "transformers_version", "architectures", "_commit_hash")
+
+
+def diff_configs(root: Path) -> list[dict[str, Any]]:
+    """Every difference between the `converted/` and `official/` component configs (each component
+    folder's *.json except tokenizer vocabularies), as {"file", "field", "official", "native"}.
+    model_index.json is the pipeline's manifest, not a component config: its classes differ by
+    design and the native side may carry metadata the official class ignores. A converter that renames fields would declare its mapping
+    here; none of ours does (converted configs are copies)."""
+    import json
+
+    root = Path(root)
+    out: list[dict[str, Any]] = []
+    official, converted = root / "official", root / "converted"
+    for path in sorted(official.glob("*/*.json")):
+        rel = path.relative_to(official)
+        if rel.name in ("tokenizer.json", "vocab.json", "merges.txt") or rel.name.startswith("special_tokens"):
+            continue
+        other = converted / rel
+        if not other.is_file():
+            continue  # a module the converted side does not ship is the manifest's and the gate's business
+        try:
+            a, b = json.loads(path.read_text()), json.loads(other.read_text())
+        except ValueError as exc:
+            raise WorkbenchError(f"config diff: {rel} is not valid JSON: {exc}") from None
+        _diff_values(str(rel), "", a, b, out)
+    return out
+
+
+def _diff_values(file: str, where: str, a: Any, b: Any, out: list[dict[str, Any]]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if key in IGNORED_CONFIG_KEYS:
+                continue
+            field_name = f"{where}.{key}" if where else str(key)
+            if key not in a or key not in b:
+                out.append({"file": file, "field": field_name, "official": a.get(key, "<absent>"),
+                            "native": b.get(key, "<absent>")})
+            else:
+                _diff_values(file, field_name, a[key], b[key], out)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _diff_values(file, f"{where}[{i}]", x, y, out)
+    elif a != b or type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+        out.append({"file": file, "field": where, "official": a, "native": b})

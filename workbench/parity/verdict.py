@@ -32,6 +32,12 @@ class CheckpointResult:
     tolerance: Tolerance | None = None
     reference_meta: dict[str, Any] | None = None
     native_meta: dict[str, Any] | None = None
+    # issue 16 calibration: the measured noise floor (max abs diff of the reference against
+    # itself under the mode's legitimate changes), the multiple k the bound allows, and where
+    # the tolerance came from: "calibrated" or "fixed ...: <why>".
+    floor: float | None = None
+    k: float | None = None
+    tolerance_source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -63,11 +69,26 @@ class Verdict:
     # issue 18: the native side raised during the run: {"stage", "step", "message"}; the verdict
     # then holds only the checkpoints captured before it (the rest are missing in native) and fails
     native_error: dict[str, Any] | None = None
+    # issue 16: how the calibrated bounds were measured (cache key, sides compared, variants, k)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    # issue 16: converted vs official component configs, each {"file", "field", "official", "native"};
+    # any difference fails the verdict and is its first finding
+    config_differences: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        """True when every checkpoint passed; an empty comparison proves nothing and fails."""
-        return bool(self.checkpoints) and all(c.passed for c in self.checkpoints) and self.native_error is None
+        """True when every checkpoint passed, the configs agree and the native side ran to the end;
+        an empty comparison proves nothing and fails."""
+        return (bool(self.checkpoints) and all(c.passed for c in self.checkpoints) and not self.config_differences
+                and self.native_error is None)
+
+    @property
+    def first_finding(self) -> str | None:
+        """What to fix first: a config difference (found before any run), else the first divergence."""
+        if self.config_differences:
+            return config_difference_line(self.config_differences[0])
+        first = self.first_divergence
+        return None if first is None else f"{first.name}: {first.reason}"
 
     @property
     def first_divergence(self) -> CheckpointResult | None:
@@ -96,6 +117,9 @@ class Verdict:
             "checkpoints": [c.to_dict() for c in self.checkpoints],
             "gates": self.gates,
             "native_error": self.native_error,
+            "calibration": self.calibration,
+            "config_differences": self.config_differences,
+            "first_finding": self.first_finding,
         }
 
     def to_json_text(self) -> str:
@@ -111,7 +135,9 @@ class Verdict:
         return cls(family=data["family"], preset=data["preset"], mode=data["mode"],
                    parameters=data.get("parameters", {}), versions=data.get("versions", {}),
                    checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])],
-                   gates=data.get("gates", {}), native_error=data.get("native_error"))
+                   gates=data.get("gates", {}), native_error=data.get("native_error"),
+                   calibration=data.get("calibration", {}),
+                   config_differences=list(data.get("config_differences", [])))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Verdict":
@@ -140,6 +166,9 @@ class Verdict:
                 f"{c.name:<{name_w}}  {c.kind:<9}  {step:>4}  {_fmt(m and m.max_abs_diff, '%.3e'):>9}  "
                 f"{_fmt(m and m.mean_abs_diff, '%.3e'):>9}  {_fmt(m and m.rel_abs_mean_drift, '%.3e'):>9}  "
                 f"{_fmt(m and m.cosine, '%.6f'):>9}  {_media(m):<24}  {'pass' if c.passed else 'FAIL':>6}")
+        if self.config_differences:
+            lines.append(f"first finding: config differs: {config_difference_line(self.config_differences[0])}")
+            lines += [f"config differs: {config_difference_line(d)}" for d in self.config_differences[1:]]
         first = self.first_divergence
         if self.native_error is not None:
             lines.append(f"native side raised: {native_error_text(self.native_error)} "
@@ -157,6 +186,11 @@ def native_error_text(error: dict[str, Any]) -> str:
     """"stage 'DecodingStage' step 2: RuntimeError: ..." (no step outside a denoising loop)."""
     step = "" if error.get("step") is None else f" step {error['step']}"
     return f"stage {error.get('stage')!r}{step}: {error.get('message')}"
+
+
+def config_difference_line(diff: dict[str, Any]) -> str:
+    """`vae/config.json: latents_std[0] 0.77 (official) vs 0.78 (native)`."""
+    return f"{diff['file']}: {diff['field']} {diff['official']!r} (official) vs {diff['native']!r} (native)"
 
 
 def _fmt(value: float | None, spec: str) -> str:

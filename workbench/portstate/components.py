@@ -128,6 +128,42 @@ def _run_probe(official_dir: Path, converted_dir: Path, name: str, official_spec
     return probe.name, diffs, problems
 
 
+def cached_tree_sha256(root: Path) -> str:
+    """`references.tree_sha256(root)`, with each file's digest cached by (path, size, mtime_ns)
+    under `$WORKBENCH_CACHE/sha256/`: a full-size folder (tens of GB) is read once, not on every
+    parity run."""
+    import hashlib
+    import json
+
+    from workbench.io import atomic_write_text
+    from workbench.references import cache_root
+
+    root = Path(root).resolve()
+    store = cache_root() / "sha256" / (hashlib.sha256(str(root).encode()).hexdigest()[:16] + ".json")
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    h, fresh = hashlib.sha256(), {}
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel, st = str(f.relative_to(root)), f.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        entry = known.get(rel)
+        if entry is None or entry[0] != stamp:
+            digest = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 24), b""):
+                    digest.update(chunk)
+            entry = [stamp, digest.hexdigest()]
+        fresh[rel] = entry
+        h.update(rel.encode() + b"\0")
+        h.update(bytes.fromhex(entry[1]))
+    if fresh != known:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(store, json.dumps(fresh, indent=0, sort_keys=True) + "\n")
+    return h.hexdigest()
+
+
 def check_component(family, model_dir: Path, name: str, *, tolerance: float = EXACT, seed: int = 0,
                     command: str = "", versions: dict[str, str] | None = None) -> ComponentResult:
     """Run one component's parity check (never raises for a mismatch: the result says it)."""

@@ -93,6 +93,32 @@ def check_component_gate(family, manifest) -> str:
     return f"passed: {len(modules)}/{len(modules)} components non_skip_pass ({state.path.name})"
 
 
+def check_model_files(family, manifest) -> str:
+    """Refuse pipeline parity when a component folder the pipeline loads is not the one its
+    non_skip_pass record covered (sha256 of the folder's files, `Evidence.weights_sha256`):
+    a perturbed weight or edited config is then caught here, before any run. Run after
+    `check_component_gate`; returns what was checked, for the verdict."""
+    from workbench.portstate.components import cached_tree_sha256
+    from workbench.portstate.modules import pipeline_modules
+
+    state = S.load_family_state(family)
+    converted = Path(manifest.path).parent
+    changed = []
+    for name in pipeline_modules(family.pipeline_class, manifest):
+        record = state.component(name)
+        folder = converted / name
+        if record is None or record.evidence is None or not folder.is_dir():
+            continue
+        found = cached_tree_sha256(folder)
+        if found != record.evidence.weights_sha256:
+            changed.append(f"{name} (recorded {record.evidence.weights_sha256}, found {found})")
+    if changed:
+        raise GateError(f"{family.name}: the model files differ from those component parity passed on: "
+                        f"{', '.join(changed)} in {converted}; rerun `workbench component-parity {family.name} "
+                        f"--model-dir {converted.parent}` for these files (or --skip-component-gate to debug)")
+    return f"passed: sha256 of every component folder in {converted.name}/ matches its non_skip_pass record"
+
+
 # ---- gates that run the pipeline ---------------------------------------------------------------
 
 def _tensors(output) -> list[torch.Tensor]:
