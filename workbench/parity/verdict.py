@@ -60,6 +60,12 @@ class Verdict:
     checkpoints: list[CheckpointResult] = field(default_factory=list)
     # gate -> what it checked before the run (e.g. component parity records), or that it was skipped
     gates: dict[str, str] = field(default_factory=dict)
+    # issue 16 drill-down: {"checkpoint", "step", "first_module", "modules": [{"name", "max_abs", "cosine",
+    # "passed"}...], ...} when the first divergence was a denoiser checkpoint (workbench.parity.drilldown)
+    drilldown: dict[str, Any] | None = None
+    # issue 16 probe set: one row per probe request run after this one ({"name", "purpose", "request",
+    # "passed", "first_divergence", "reason", "hint", "first_module"}); a failing probe fails the run
+    probes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -73,7 +79,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.passed else 1
+        return 0 if self.passed and all(p["passed"] for p in self.probes) else 1
 
     def result(self, name: str) -> CheckpointResult:
         for c in self.checkpoints:
@@ -92,6 +98,8 @@ class Verdict:
                                                             "hint": first.hint},
             "checkpoints": [c.to_dict() for c in self.checkpoints],
             "gates": self.gates,
+            "drilldown": self.drilldown,
+            "probes": self.probes,
         }
 
     def to_json_text(self) -> str:
@@ -107,7 +115,8 @@ class Verdict:
         return cls(family=data["family"], preset=data["preset"], mode=data["mode"],
                    parameters=data.get("parameters", {}), versions=data.get("versions", {}),
                    checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])],
-                   gates=data.get("gates", {}))
+                   gates=data.get("gates", {}), drilldown=data.get("drilldown"),
+                   probes=data.get("probes", []))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Verdict":
