@@ -45,13 +45,14 @@ class _StepDone(Exception):
 
 
 def triggers_drilldown(verdict) -> bool:
-    """A first divergence inside the denoiser: a noise prediction, or a step's latents when that
-    step records no predictions (a loop without the finer checkpoints)."""
+    """A first divergence inside the denoiser: a branch's noise prediction, or a step's latents when
+    that step records no predictions (a loop without the finer checkpoints). A guided prediction
+    whose branches matched is the guidance formula's, not the denoiser's: no drill-down."""
     first = verdict.first_divergence
     if first is None or first.step is None or first.metrics is None or first.reason.startswith("missing"):
         return False
     if first.kind == "noise":
-        return True
+        return "noise_guided_step_" not in first.name
     if first.kind == "latent":
         return not any(c.step == first.step and c.kind == "noise" for c in verdict.checkpoints)
     return False
