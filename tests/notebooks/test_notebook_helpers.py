@@ -44,7 +44,7 @@ def test_wiring_reads_the_converted_directory_like_the_runtime(capsys):
     assert (w.official_class, w.manifest_class, w.resolved_class, w.detected_family) == (
         "WanPipeline", "NativeWanPipeline", "NativeWanPipeline", "wan_t2v")
     assert [s.name for s in w.stages] == T2V_ORDER
-    assert w.stages[-1].captures == ["frames"] and "num_frames" in w.stages[0].checks_in
+    assert w.stages[-1].captures == ["decoder_input", "decoder_output", "frames"] and "num_frames" in w.stages[0].checks_in
     nb.print_stage_chain(w)
     nb.print_class_resolution(w)
     out = capsys.readouterr().out

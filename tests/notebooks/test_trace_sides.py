@@ -72,7 +72,7 @@ def test_parity_cells_save_plot_and_fail_loudly(tmp_path, capsys):
     paths = nb.save_parity(parity, tmp_path)
     assert [p.name for p in paths] == ["wan_t2v_parity_verdict.json", "wan_t2v_parity_report.html"]
     nb.require_pass(parity.verdict)
-    assert capsys.readouterr().out.endswith("verdict: PASS (9 of 9 checkpoints within exact-mode tolerance)\n")
+    assert capsys.readouterr().out.endswith("verdict: PASS (19 of 19 checkpoints within exact-mode tolerance)\n")
 
     native = parity.native
     native.record("final_latents", native["final_latents"].tensor + 1e-3, "latent")

@@ -21,6 +21,9 @@ def configure(parser) -> None:
                         help="fast/fp32: skip calibration and use the fixed fallback table (said per checkpoint)")
     parser.add_argument("--json", help="write the verdict JSON here")
     parser.add_argument("--report", help="write a self-contained HTML report here")
+    parser.add_argument("--no-probes", action="store_true",
+                        help="without --set, parity also runs the family's probe set (edge-path requests, one "
+                             "row each); this skips it")
     parser.add_argument("--skip-component-gate", action="store_true",
                         help="debugging only: run without non_skip_pass component records (printed in the verdict)")
     add_sp_arg(parser)
@@ -29,6 +32,8 @@ def configure(parser) -> None:
 def run(args) -> int:
     from workbench.io import check_output_file
     from workbench.parity.runner import run_parity
+
+    from workbench.parity.runner import format_probes
 
     for flag, path in (("--json", args.json), ("--report", args.report)):
         if path:
@@ -41,11 +46,18 @@ def run(args) -> int:
 
     result = run_parity(args.family, preset=args.preset, request=request_from_args(args), mode=args.mode,
                         model_dir=args.model_dir, device=args.device, compile=args.compile,
-                        skip_component_gate=args.skip_component_gate, calibrate=not args.fixed_tolerances)
+                        skip_component_gate=args.skip_component_gate, calibrate=not args.fixed_tolerances,
+                        probes=not args.assignments and not args.no_probes)
     verdict = result.verdict
     print(verdict.summary_table())
     for line in calibration_lines(verdict):
         print(line)
+    if verdict.drilldown:
+        from workbench.parity.drilldown import format_drilldown
+
+        print(format_drilldown(verdict.drilldown))
+    if verdict.probes:
+        print(format_probes(verdict.probes))
     if args.json:
         verdict.to_json(args.json)
         print(f"verdict: {args.json}")

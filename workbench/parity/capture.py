@@ -2,8 +2,17 @@
 
 A checkpoint has a name (`prompt_embeds`, `timesteps`, `initial_latents`,
 `latents_step_000`, `final_latents`, `frames`, `waveform`, ...), a kind that picks its
-metrics and tolerance (`embedding`, `schedule`, `latent`, `frames`, `waveform`, `mel`),
-an optional denoising step, and free-form metadata (which expert ran, guidance scale).
+metrics and tolerance (`embedding`, `schedule`, `latent`, `frames`, `waveform`, `mel`,
+and the finer ones below), an optional denoising step, and free-form metadata (which
+expert ran, guidance scale).
+
+Finer kinds (issue 16): `noise` (a denoiser prediction: each guidance branch
+`noise_cond_step_NNN`, `noise_uncond_step_NNN`, LTX-2's `noise_stg_*` / `noise_isolated_*`,
+and the guided `noise_guided_step_NNN` handed to the scheduler), `timestep` (the timestep a
+denoiser call receives, `timestep_input_step_NNN`, dtype included), `positional` (position
+tables computed outside the denoiser: Stable Audio's rotary table, LTX-2's RoPE coordinates)
+and `decoded` (the VAE's raw output before postprocessing and clamping, `decoder_output`; its
+input, the denormalised latents, is the `latent` checkpoint `decoder_input`).
 """
 
 from __future__ import annotations
@@ -17,11 +26,23 @@ import torch
 
 from workbench.runtime.hooks import PipelineHooks
 
-KINDS = ("embedding", "schedule", "latent", "frames", "waveform", "mel")
+KINDS = ("embedding", "schedule", "latent", "frames", "waveform", "mel", "noise", "timestep", "positional", "decoded")
 
 
-def step_checkpoint(step: int, stream: str = "") -> str:
-    return f"{stream + '_' if stream else ''}latents_step_{step:03d}"
+def step_checkpoint(step: int, stream: str = "", what: str = "latents") -> str:
+    """`latents_step_003`, `audio_latents_step_003`, `noise_cond_step_003`, `audio_noise_cond_step_003`."""
+    return f"{stream + '_' if stream else ''}{what}_step_{step:03d}"
+
+
+def as_tensor(value: Any) -> torch.Tensor | None:
+    """A capturable tensor: the tensor itself, or a tuple/list of same-shape tensors stacked
+    (a rotary table's (cos, sin))."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if (isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value)
+            and len({tuple(v.shape) for v in value}) == 1):
+        return torch.stack(list(value))
+    return None
 
 
 @dataclass
@@ -107,14 +128,32 @@ class CaptureHooks(PipelineHooks):
     def on_stage_end(self, stage, batch):
         for field_name, (checkpoint, kind) in stage.captures.items():
             value = getattr(batch, field_name) if hasattr(batch, field_name) else batch.extra.get(field_name)
-            if isinstance(value, torch.Tensor):
+            value = as_tensor(value)
+            if value is not None:
                 self.capture.record(checkpoint, value, kind)
 
     def on_step_end(self, step, timestep, batch, info):
+        """A step's finer tensors (`info["tensors"]`: name -> (tensor, kind)) first, then its latents;
+        the main stream, then each other stream (`info["streams"]`) the same way. `info["once"]`
+        (name -> (tensor, kind)) holds step-independent tables, recorded by name ahead of the step."""
         info = dict(info)
         streams = info.pop("streams", {})
+        tensors = info.pop("tensors", {})
+        for name, (tensor, kind) in info.pop("once", {}).items():
+            if tensor is not None:
+                self.capture.record(name, tensor, kind)
         meta = {"timestep": float(timestep), **info}
+        self._record_step(step, self.stream, tensors, meta)
         self.capture.record(step_checkpoint(step, self.stream), batch.latents, "latent", step=step, meta=meta)
         for stream, stream_info in streams.items():
+            stream_info = dict(stream_info)
+            stream_tensors = stream_info.pop("tensors", {})
+            stream_meta = {"timestep": float(timestep), **stream_info}
+            self._record_step(step, stream, stream_tensors, stream_meta)
             self.capture.record(step_checkpoint(step, stream), batch.extra[f"{stream}_latents"], "latent",
-                                step=step, meta={"timestep": float(timestep), **stream_info})
+                                step=step, meta=stream_meta)
+
+    def _record_step(self, step, stream, tensors, meta):
+        for what, (tensor, kind) in tensors.items():
+            if tensor is not None:
+                self.capture.record(step_checkpoint(step, stream, what), tensor, kind, step=step, meta=meta)

@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench.parity.capture import CaptureSet, Checkpoint
 from workbench.parity.metrics import compare_tensors
-from workbench.parity.tolerances import Tolerances, tolerances_for
+from workbench.parity.tolerances import Tolerances, specific_hint, tolerances_for
 from workbench.parity.verdict import CheckpointResult, Verdict
 
 #: Step meta that are call arguments: when they differ, the sides did not run the same request.
@@ -105,6 +105,9 @@ def _compare_checkpoint(ref: Checkpoint | None, nat: Checkpoint | None, table: T
 def debug_hint(checkpoint: Checkpoint, earlier: list[CheckpointResult]) -> str:
     """Where to look when this checkpoint is the first to fail, from its kind and name."""
     name, kind = checkpoint.name, checkpoint.kind
+    specific = specific_hint(name, kind, checkpoint.meta, earlier)  # the finer kinds (issue 16)
+    if specific is not None:
+        return specific
     if kind in ("embedding", "schedule"):
         return HINTS[kind]
     if kind in ("frames", "waveform", "mel"):

@@ -3,7 +3,7 @@ capture every checkpoint on both sides, and compare them into a verdict."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +26,30 @@ class ParityRun:
     native: CaptureSet
     params: SamplingParam
     model_dir: Path
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request of a family's probe set: an edge path the preset does not exercise."""
+
+    name: str
+    purpose: str
+    request: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parity_probes(family) -> list[Probe]:
+    """The family's probe set: `PARITY_PROBES` (name, purpose, request) of the `probes` module next
+    to its reference module (`workbench/families/<folder>/probes.py`); none when it has no such module."""
+    import importlib
+
+    package = family.reference.__name__.rpartition(".")[0]
+    try:
+        module = importlib.import_module(f"{package}.probes")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.probes":
+            raise
+        return []
+    return [Probe(p["name"], p["purpose"], dict(p["request"])) for p in getattr(module, "PARITY_PROBES", ())]
 
 
 SKIPPED_COMPONENT_GATE = "SKIPPED (--skip-component-gate): component parity records were not checked"
@@ -188,14 +212,21 @@ def run_reference(family, official_dir: Path, params: SamplingParam, device: tor
 
 def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
                mode: str = "exact", model_dir: str | Path | None = None, device: str = "cpu",
-               compile: bool = False, skip_component_gate: bool = False, calibrate: bool = True) -> ParityRun:
+               compile: bool = False, skip_component_gate: bool = False, calibrate: bool = True,
+               drilldown: bool = True, probes: bool = False) -> ParityRun:
     """Pipeline parity; refused (GateError) while a module the pipeline loads lacks a
     non_skip_pass component record for the very files it loads, unless `skip_component_gate`
     (debugging only, recorded). The converted configs are diffed against the official ones
     first; in fast and fp32 modes the tolerances are calibrated (`calibrate=False`: the fixed
-    fallback table, said so per checkpoint)."""
+    fallback table, said so per checkpoint).
+
+    When the first divergence is a denoiser checkpoint, that step is re-run on both sides with
+    module capture (`workbench.parity.drilldown`) and `verdict.drilldown` names the first
+    divergent module (`drilldown=False` skips it). With `probes`, the family's probe set runs
+    after the request, each probe over it (`verdict.probes`, one row each)."""
     from workbench import registry
     from workbench.families.offline import quiet_hf
+    from workbench.parity.drilldown import drill_down, triggers_drilldown
     from workbench.portstate.gates import check_component_gate, check_model_files
     from workbench.runtime.device import resolve_device
     from workbench.runtime.manifest import read_manifest
@@ -226,6 +257,13 @@ def run_parity(family_name: str, *, preset: str | None = None, request: Mapping[
     verdict.gates = gates
     verdict.native_error = native_error  # a partial verdict: the checkpoints before the native side raised
     verdict.config_differences = config_differences
+    if drilldown and native_error is None and triggers_drilldown(verdict):
+        verdict.drilldown = drill_down(family, root, params, verdict.first_divergence, mode=mode, device=dev,
+                                       compile=compile)
+    if probes:
+        verdict.probes = run_probes(family_name, preset=preset, request=request, mode=mode, model_dir=root,
+                                    device=device, compile=compile, skip_component_gate=skip_component_gate,
+                                    calibrate=calibrate)
     return ParityRun(verdict, reference, native, params, root)
 
 
@@ -303,3 +341,44 @@ def _diff_values(file: str, where: str, a: Any, b: Any, out: list[dict[str, Any]
             _diff_values(file, f"{where}[{i}]", x, y, out)
     elif a != b or type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
         out.append({"file": file, "field": where, "official": a, "native": b})
+
+
+def run_probes(family_name: str, *, preset: str | None = None, request: Mapping[str, Any] | None = None,
+               mode: str = "exact", model_dir: str | Path | None = None, device: str = "cpu",
+               compile: bool = False, skip_component_gate: bool = False, calibrate: bool = True,
+               names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Parity for each probe of the family (its request over `request`): one verdict row each."""
+    from workbench import registry
+
+    family = registry.get_family(family_name)
+    rows = []
+    for probe in parity_probes(family):
+        if names is not None and probe.name not in names:
+            continue
+        run = run_parity(family_name, preset=preset, request={**dict(request or {}), **probe.request}, mode=mode,
+                         model_dir=model_dir, device=device, compile=compile, skip_component_gate=skip_component_gate,
+                         calibrate=calibrate)
+        first = run.verdict.first_divergence
+        drill = run.verdict.drilldown
+        rows.append({"name": probe.name, "purpose": probe.purpose, "request": dict(probe.request),
+                     "passed": run.verdict.passed, "checkpoints": len(run.verdict.checkpoints),
+                     "first_divergence": None if first is None else first.name,
+                     "reason": "" if first is None else first.reason, "hint": "" if first is None else first.hint,
+                     "first_module": None if drill is None else drill.get("first_module")})
+    return rows
+
+
+def format_probes(rows: list[dict[str, Any]]) -> str:
+    """The probe rows as a fixed-width table (empty when there are none)."""
+    if not rows:
+        return ""
+    width = max(len("probe"), *(len(r["name"]) for r in rows))
+    lines = [f"{'probe':<{width}}  result  first divergence"]
+    for row in rows:
+        where = "" if row["passed"] else f"{row['first_divergence']}: {row['reason']}"
+        if row.get("first_module"):
+            where += f" (module {row['first_module']})"
+        lines.append(f"{row['name']:<{width}}  {'pass' if row['passed'] else 'FAIL':<6}  {where}")
+    failed = [r for r in rows if not r["passed"]]
+    lines += [f"probe {r['name']} ({r['purpose']}): hint: {r['hint']}" for r in failed]
+    return "\n".join(lines)

@@ -74,6 +74,12 @@ class Verdict:
     # issue 16: converted vs official component configs, each {"file", "field", "official", "native"};
     # any difference fails the verdict and is its first finding
     config_differences: list[dict[str, Any]] = field(default_factory=list)
+    # issue 16 drill-down: {"checkpoint", "step", "first_module", "modules": [{"name", "max_abs", "cosine",
+    # "passed"}...], ...} when the first divergence was a denoiser checkpoint (workbench.parity.drilldown)
+    drilldown: dict[str, Any] | None = None
+    # issue 16 probe set: one row per probe request run after this one ({"name", "purpose", "request",
+    # "passed", "first_divergence", "reason", "hint", "first_module"}); a failing probe fails the run
+    probes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -97,7 +103,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.passed else 1
+        return 0 if self.passed and all(p["passed"] for p in self.probes) else 1
 
     def result(self, name: str) -> CheckpointResult:
         for c in self.checkpoints:
@@ -120,6 +126,8 @@ class Verdict:
             "calibration": self.calibration,
             "config_differences": self.config_differences,
             "first_finding": self.first_finding,
+            "drilldown": self.drilldown,
+            "probes": self.probes,
         }
 
     def to_json_text(self) -> str:
@@ -137,7 +145,8 @@ class Verdict:
                    checkpoints=[CheckpointResult.from_dict(c) for c in data.get("checkpoints", [])],
                    gates=data.get("gates", {}), native_error=data.get("native_error"),
                    calibration=data.get("calibration", {}),
-                   config_differences=list(data.get("config_differences", [])))
+                   config_differences=list(data.get("config_differences", [])),
+                   drilldown=data.get("drilldown"), probes=data.get("probes", []))
 
     @classmethod
     def from_json(cls, path: str | Path) -> "Verdict":

@@ -7,6 +7,7 @@ when these cannot express the official behaviour.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Protocol
 
@@ -21,6 +22,83 @@ from workbench.runtime.stage import Stage
 from workbench.trace.context import set_step
 
 _NO_HOOKS = PipelineHooks()
+
+
+# ---- capture points shared by the native loops and the official runners -----------------
+def model_timestep(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The timestep a denoiser call receives: the `timestep` keyword, else the second positional
+    argument (Stable Audio's DiT: `transformer(latents, t, ...)`)."""
+    value = kwargs.get("timestep", args[1] if len(args) > 1 else None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def timestep_value(timestep: torch.Tensor) -> torch.Tensor:
+    """The recorded form of a call's timestep: its first sample (a batched call repeats it), with
+    its dtype, so a cast the model sees is a difference parity sees."""
+    return timestep[:1] if timestep.ndim else timestep
+
+
+def first_output(output: Any) -> torch.Tensor | None:
+    """The tensor a module or decode call returns: itself, element 0 of a tuple, or `.sample`."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    sample = getattr(output, "sample", None)
+    return sample if isinstance(sample, torch.Tensor) else None
+
+
+class TimestepProbe:
+    """Records the timestep of the first denoiser call in each step (forward pre-hooks on the
+    denoisers); `take()` returns it and arms the probe for the next step."""
+
+    def __init__(self, models: list[torch.nn.Module]):
+        self.value: torch.Tensor | None = None
+        self._handles = []
+        for model in {id(m): m for m in models}.values():
+            if isinstance(model, torch.nn.Module):
+                self._handles.append(model.register_forward_pre_hook(self._record, with_kwargs=True))
+
+    def _record(self, _module, args, kwargs):
+        if self.value is None:
+            timestep = model_timestep(args, kwargs)
+            if timestep is not None:
+                self.value = timestep_value(timestep).detach()
+
+    def take(self) -> torch.Tensor | None:
+        value, self.value = self.value, None
+        return value
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def watch_decode(decoder: Any, seen: dict, prefix: str = "", method: str = "decode"):
+    """Wrap `decoder.<method>` (instance attribute, removed by the returned undo) so its first call's
+    input (`<prefix>decoder_input`) and raw output (`<prefix>decoder_output`) land in `seen`."""
+    original = getattr(decoder, method)
+
+    @functools.wraps(original)
+    def wrapped(*args, **kwargs):
+        out = original(*args, **kwargs)
+        latents = args[0] if args else next(iter(kwargs.values()))
+        seen.setdefault(f"{prefix}decoder_input", latents)
+        raw = first_output(out)
+        if raw is not None:
+            seen.setdefault(f"{prefix}decoder_output", raw)
+        return out
+
+    setattr(decoder, method, wrapped)
+
+    def undo():
+        try:
+            delattr(decoder, method)
+        except AttributeError:
+            pass
+
+    return undo
 
 
 class PromptEncoder(Protocol):
@@ -251,6 +329,10 @@ class DenoisingStage(StepHookedStage):
     `scale_input=True` passes the model input through `scheduler.scale_model_input` first,
     for official pipelines that call it (EDM-style schedulers scale by c_in(sigma));
     `step_kwargs` adds per-request arguments to `scheduler.step` (e.g. the generator).
+
+    Each step reports to the hooks (`info["tensors"]`, name -> (tensor, kind)) the timestep the
+    model received (`timestep_input`), every guidance branch's prediction (`noise_cond`,
+    `noise_uncond`) and the guided prediction handed to the scheduler (`noise_guided`).
     """
 
     captures = {"latents": ("final_latents", "latent")}
@@ -279,16 +361,20 @@ class DenoisingStage(StepHookedStage):
         boundary = batch.boundary_ratio * num_train_timesteps
         return experts[0] if t >= boundary else experts[1]
 
-    def guided(self, model, latents, t, batch, scale):
+    def guided(self, model, latents, t, batch, scale, predictions: dict | None = None):
+        """The guided prediction; `predictions` (when given) receives each branch's."""
+        predictions = {} if predictions is None else predictions
         if self.scale_input:
             latents = batch.scheduler.scale_model_input(latents, t)
         if not batch.do_classifier_free_guidance:
-            return self.predict(model, latents, t, batch, "cond")
+            predictions["noise_cond"] = self.predict(model, latents, t, batch, "cond")
+            return predictions["noise_cond"]
         if self.cfg == "batched":
             noise_uncond, noise_cond = self.predict(model, torch.cat([latents] * 2), t, batch, "both").chunk(2)
         else:
             noise_cond = self.predict(model, latents, t, batch, "cond")
             noise_uncond = self.predict(model, latents, t, batch, "uncond")
+        predictions["noise_cond"], predictions["noise_uncond"] = noise_cond, noise_uncond
         return noise_uncond + scale * (noise_cond - noise_uncond)
 
     def forward(self, batch):
@@ -299,28 +385,50 @@ class DenoisingStage(StepHookedStage):
         # Experts are chosen before the loop from one host copy of the timesteps: comparing a
         # device timestep with the boundary inside the loop would sync the host every step.
         plan = [self.expert_for(t, batch, num_train) for t in batch.timesteps.cpu()]
-        with torch.no_grad():
-            for i, t in enumerate(tqdm(batch.timesteps, desc="denoising", disable=not self.progress, leave=False)):
-                set_step(i)
-                expert = plan[i]
-                scale = getattr(batch, expert.guidance_field)
-                if scale is None:
-                    scale = batch.guidance_scale
-                noise = self.guided(expert.model, latents, t, batch, scale)
-                latents = scheduler.step(noise, t, latents, **kwargs, return_dict=False)[0]
-                batch.latents = latents
-                self.step_hooks.on_step_end(i, t, batch, {"expert": expert.name, "guidance_scale": float(scale)})
-            set_step(None)
+        # The timestep probe hooks the denoisers only while someone observes the steps.
+        probe = TimestepProbe([e.model for e in plan]) if self.step_hooks is not _NO_HOOKS else None
+        try:
+            with torch.no_grad():
+                for i, t in enumerate(tqdm(batch.timesteps, desc="denoising", disable=not self.progress,
+                                           leave=False)):
+                    set_step(i)
+                    expert = plan[i]
+                    scale = getattr(batch, expert.guidance_field)
+                    if scale is None:
+                        scale = batch.guidance_scale
+                    predictions: dict = {}
+                    noise = self.guided(expert.model, latents, t, batch, scale, predictions)
+                    latents = scheduler.step(noise, t, latents, **kwargs, return_dict=False)[0]
+                    batch.latents = latents
+                    timestep = probe.take() if probe is not None else None
+                    tensors = {"timestep_input": (timestep, "timestep")} if timestep is not None else {}
+                    tensors.update({name: (value, "noise") for name, value in predictions.items()})
+                    tensors["noise_guided"] = (noise, "noise")
+                    self.step_hooks.on_step_end(i, t, batch, {"expert": expert.name, "guidance_scale": float(scale),
+                                                              "tensors": tensors})
+                set_step(None)
+        finally:
+            if probe is not None:
+                probe.close()
         return batch
 
 
 class DecodingStage(Stage):
-    """Latents -> media (frames [B, F, H, W, 3] in [0, 1], or waveform [B, C, T])."""
+    """Latents -> media (frames [B, F, H, W, 3] in [0, 1], or waveform [B, C, T]).
 
-    def __init__(self, decode: Callable[[torch.Tensor, ForwardBatch], torch.Tensor], kind: str = "frames"):
+    With `decoder` (the VAE), its `decode` call is watched: what it receives (the denormalised
+    latents, `decoder_input`) and what it returns before postprocessing and clamping
+    (`decoder_output`) are captured ahead of the media.
+    """
+
+    def __init__(self, decode: Callable[[torch.Tensor, ForwardBatch], torch.Tensor], kind: str = "frames",
+                 decoder: Callable[[], Any] | None = None):
         self.decode = decode
         self.kind = kind
-        self.captures = {"output": (kind, kind)}
+        self.decoder = decoder
+        self.captures = ({"decoder_input": ("decoder_input", "latent"),
+                          "decoder_output": ("decoder_output", "decoded")} if decoder is not None else {})
+        self.captures["output"] = (kind, kind)
 
     def input_checks(self, batch):
         return {"latents": V.tensor()}
@@ -328,9 +436,19 @@ class DecodingStage(Stage):
     def output_checks(self, batch):
         return {"output": V.tensor()}
 
+    def __call__(self, batch, hooks=_NO_HOOKS):
+        self._observed = hooks is not _NO_HOOKS  # the decoder is watched only for an observer
+        return super().__call__(batch, hooks)
+
     def forward(self, batch):
-        with torch.no_grad():
-            batch.output = self.decode(batch.latents, batch)
+        observed = self.decoder is not None and getattr(self, "_observed", False)
+        undo = watch_decode(self.decoder(), batch.extra) if observed else None
+        try:
+            with torch.no_grad():
+                batch.output = self.decode(batch.latents, batch)
+        finally:
+            if undo is not None:
+                undo()
         return batch
 
 

@@ -109,8 +109,8 @@ def corrupt(model_copy, module: str, key: str) -> None:
 
 @pytest.mark.parametrize("module, key, first, still_exact", [
     ("text_encoder", "language_model.model.layers.1.mlp.down_proj.weight", "prompt_embeds", []),
-    ("transformer", "proj_in.weight", "latents_step_000", TEXT + ["initial_latents", "audio_initial_latents"]),
-    ("vae", "decoder.conv_out.conv.weight", "frames", TEXT + VIDEO[:-1] + AUDIO),
+    ("transformer", "proj_in.weight", "noise_cond_step_000", TEXT + ["initial_latents", "audio_initial_latents"]),
+    ("vae", "decoder.conv_out.conv.weight", "decoder_output", TEXT + VIDEO[:-1] + AUDIO),
 ])
 def test_a_wrong_weight_is_found_where_it_enters(model_copy, module, key, first, still_exact):
     corrupt(model_copy, module, key)

@@ -29,10 +29,11 @@ pytestmark = [pytest.mark.parity, pytest.mark.filterwarnings("ignore:Should have
               pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")]
 
 EXACT = 1e-6
+STEP = ["timestep_input", "noise_cond", "noise_uncond", "noise_guided", "latents"]
 CHECKPOINTS = ["prompt_embeds", "negative_prompt_embeds", "seconds_start_hidden_states", "seconds_end_hidden_states",
-               "text_audio_duration_embeds", "audio_duration_embeds", "timesteps", "sigmas", "initial_latents",
-               "latents_step_000", "latents_step_001", "latents_step_002", "latents_step_003", "final_latents",
-               "waveform"]
+               "text_audio_duration_embeds", "audio_duration_embeds", "rotary_embedding", "timesteps", "sigmas",
+               "initial_latents", *(f"{what}_step_{i:03d}" for i in range(4) for what in STEP), "final_latents",
+               "decoder_input", "decoder_output", "waveform"]
 
 
 @pytest.fixture(scope="module")
@@ -130,9 +131,9 @@ FAULTS = {
                      "prompt_embeds"),
     "scheduler": (lambda c: _edit_json(c / "scheduler" / "scheduler_config.json", "sigma_max", 250.0), "timesteps"),
     "transformer": (lambda c: _edit_tensor(c / "transformer" / "diffusion_pytorch_model.safetensors",
-                                           "proj_out.weight", 0.05), "latents_step_000"),
+                                           "proj_out.weight", 0.05), "noise_cond_step_000"),
     "vae": (lambda c: _edit_tensor(c / "vae" / "diffusion_pytorch_model.safetensors", "decoder.conv1.bias", 0.05),
-            "waveform"),
+            "decoder_output"),
 }
 
 

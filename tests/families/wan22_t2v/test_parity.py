@@ -24,7 +24,7 @@ def expected_experts(timesteps, boundary_ratio):
 
 
 def step_metas(capture):
-    return [c.meta for c in capture if c.step is not None]
+    return [c.meta for c in capture if c.name.startswith("latents_step_")]
 
 
 def assert_exact(verdict):
@@ -37,12 +37,16 @@ def test_cli_parity_tiny_ci_is_exact_and_switches_experts(cli, tmp_path):
     code, out, _ = cli("parity", FAMILY, "--json", tmp_path / "verdict.json")
     assert code == 0, out
     verdict = json.loads((tmp_path / "verdict.json").read_text())
-    steps = [c for c in verdict["checkpoints"] if c["step"] is not None]
+    steps = [c for c in verdict["checkpoints"] if c["name"].startswith("latents_step_")]
     # tiny-ci: 4 steps at t = 999, 900, 750, 500 with boundary 0.875 and guidance 4.0 / 3.0.
     assert [c["reference_meta"]["expert"] for c in steps] == ["transformer"] * 2 + ["transformer_2"] * 2
     assert [c["reference_meta"]["guidance_scale"] for c in steps] == [4.0, 4.0, 3.0, 3.0]
     assert all(c["native_meta"] == c["reference_meta"] for c in steps)
     assert all(c["metrics"]["max_abs_diff"] == 0.0 for c in verdict["checkpoints"])
+    # without --set the probe set ran too, each its own row: the boundary probe and prompt cleaning
+    assert [(p["name"], p["passed"]) for p in verdict["probes"]] == [("boundary_on_a_timestep", True),
+                                                                     ("prompt_cleaning", True)]
+    assert "boundary_on_a_timestep  pass" in out
 
 
 @pytest.mark.parametrize("request_", [
@@ -72,7 +76,7 @@ def test_wrong_boundary_in_manifest_is_localized_to_first_switched_step(broken_c
     official, edited = expected_experts(timesteps, 0.875), expected_experts(timesteps, 0.95)
     first = next(i for i in range(len(timesteps)) if official[i] != edited[i])
     divergence = run.verdict.first_divergence
-    assert divergence.name == f"latents_step_{first:03d}"
+    assert divergence.step == first  # its first checkpoint: the expert differs in the step's meta
     assert divergence.reference_meta["expert"] == "transformer" and divergence.native_meta["expert"] == "transformer_2"
 
 
@@ -87,16 +91,16 @@ def test_wrong_guidance_scale_2_is_localized_to_first_low_noise_step(reference_d
     native, _ = run_native(root / "converted", params.replace(guidance_scale_2=5.0))
     verdict = compare_captures(reference, native, mode="exact")
     first_low_noise = next(c.step for c in reference if c.step is not None and c.meta["expert"] == "transformer_2")
-    assert verdict.first_divergence.name == f"latents_step_{first_low_noise:03d}"
+    assert verdict.first_divergence.step == first_low_noise
     assert verdict.first_divergence.native_meta["guidance_scale"] == 5.0
     assert all(r.passed for r in verdict.checkpoints[:verdict.checkpoints.index(verdict.first_divergence)])
 
 
 @pytest.mark.parametrize("module, key, first_divergence", [
     ("text_encoder", "encoder.block.0.layer.0.SelfAttention.q.weight", "prompt_embeds"),
-    ("transformer", "blocks.0.attn1.to_q.weight", "latents_step_000"),
-    ("transformer_2", "blocks.0.attn1.to_q.weight", "latents_step_002"),  # first low-noise step of tiny-ci
-    ("vae", "decoder.conv_out.weight", "frames"),
+    ("transformer", "blocks.0.attn1.to_q.weight", "noise_cond_step_000"),
+    ("transformer_2", "blocks.0.attn1.to_q.weight", "noise_cond_step_002"),  # first low-noise step of tiny-ci
+    ("vae", "decoder.conv_out.weight", "decoder_output"),
 ])
 def test_broken_weight_is_localized(broken_copy, perturb_weight, module, key, first_divergence):
     model_dir = broken_copy(FAMILY)

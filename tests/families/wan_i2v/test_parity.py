@@ -33,6 +33,8 @@ def test_cli_parity_tiny_ci_is_exact_with_image_checkpoints(cli, tmp_path):
     assert names[:7] == ["image_embeds", "prompt_embeds", "negative_prompt_embeds", "timesteps", "sigmas",
                          "initial_latents", "image_latents"]
     assert all(c["metrics"]["max_abs_diff"] == 0.0 for c in verdict["checkpoints"])
+    assert [(p["name"], p["passed"]) for p in verdict["probes"]] == [("non_square_no_guidance", True),
+                                                                     ("prompt_cleaning", True)]
     shapes = {c["name"]: c["metrics"]["reference_shape"] for c in verdict["checkpoints"]}
     assert shapes["image_embeds"] == [1, 65, 16]           # 8x8 patches + class token, CLIP hidden size
     assert shapes["image_latents"] == [1, 20, 3, 4, 4]     # 4 mask + 16 latent channels
@@ -58,15 +60,15 @@ def test_exact_for_an_rgba_pil_image_without_guidance():
     ("image_encoder", "encoder.layers.0.self_attn.q_proj.weight", "image_embeds"),
     ("text_encoder", "encoder.block.0.layer.0.SelfAttention.q.weight", "prompt_embeds"),
     ("vae", "encoder.conv_out.weight", "image_latents"),
-    ("transformer", "blocks.0.attn2.add_k_proj.weight", "latents_step_000"),  # the image cross-attention
-    ("vae", "decoder.conv_out.weight", "frames"),
+    ("transformer", "blocks.0.attn2.add_k_proj.weight", "noise_cond_step_000"),  # the image cross-attention
+    ("vae", "decoder.conv_out.weight", "decoder_output"),
 ])
 def test_broken_weight_is_localized(broken_copy, perturb_weight, module, key, first_divergence):
     model_dir = broken_copy(FAMILY)
     perturb_weight(model_dir / "converted" / module, key)
     verdict = run_parity(FAMILY, request=SMALL, model_dir=model_dir).verdict
     assert verdict.first_divergence.name == first_divergence
-    if first_divergence == "frames":
+    if first_divergence == "decoder_output":
         assert verdict.result("final_latents").passed
 
 

@@ -86,15 +86,16 @@ def test_scheduler_shift_fault_shows_in_timesteps(wan_copy):
 def test_transformer_fault_shows_after_step_one(wan_copy):
     corrupt_weight(wan_copy / "converted" / "transformer", lambda s: "proj_out.weight")
     verdict = first_divergence(wan_copy)
-    assert verdict.first_divergence.name == "latents_step_000"
+    assert verdict.first_divergence.name == "noise_cond_step_000"  # the model's own prediction, before guidance
+    assert verdict.result("timestep_input_step_000").passed
     assert all(verdict.result(n).passed for n in ("prompt_embeds", "timesteps", "initial_latents"))
 
 
-def test_vae_fault_shows_in_frames_only(wan_copy):
+def test_vae_fault_shows_in_the_raw_decoder_output(wan_copy):
     corrupt_weight(wan_copy / "converted" / "vae", lambda s: next(k for k in sorted(s) if k.startswith("decoder")), 0.1)
     verdict = first_divergence(wan_copy)
-    assert verdict.first_divergence.name == "frames"
-    assert verdict.result("final_latents").passed
+    assert verdict.first_divergence.name == "decoder_output"
+    assert verdict.result("final_latents").passed and verdict.result("decoder_input").passed
 
 
 def test_pipeline_argument_fault_is_localized(wan_dir):
@@ -103,7 +104,7 @@ def test_pipeline_argument_fault_is_localized(wan_dir):
     native, _ = run_native(wan_dir / "converted", params.replace(guidance_scale=4.0))
     reference = run_reference(FAMILY, wan_dir / "official", params, torch.device("cpu"))
     verdict = compare_captures(reference, native, mode="exact")
-    assert verdict.first_divergence.name == "latents_step_000"
+    assert verdict.first_divergence.step == 0  # the first checkpoint of step 0 carries the step's call arguments
     assert "guidance_scale" in verdict.first_divergence.reason
 
 
@@ -132,8 +133,10 @@ def test_cli_exit_codes_and_verdict_json(wan_dir, wan_copy, tmp_path, capsys):
     assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
     corrupt_weight(wan_copy / "converted" / "transformer", lambda s: "proj_out.weight")
     capsys.readouterr()
-    assert main(["parity", "wan_t2v", "--model-dir", str(wan_copy)]) == 1
-    assert "latents_step_000" in capsys.readouterr().out
+    assert main(["parity", "wan_t2v", "--model-dir", str(wan_copy), "--no-probes"]) == 1
+    printed = capsys.readouterr().out
+    assert "first divergence: noise_cond_step_000" in printed
+    assert "drill-down (noise_cond_step_000, step 0, transformer): first divergent module transformer.proj_out" in printed
 
 
 def test_fast_mode_within_tolerance_on_cpu(wan_dir):

@@ -291,7 +291,8 @@ class NativeLTX2Pipeline(ComposedPipeline):
             LatentPreparationStage(self.video_latent_shape),
             LatentPreparationStage(self.audio_latent_shape, stream="audio"),
             TimestepPreparationStage(lambda: self.scheduler, set_timesteps_kwargs=self.timestep_kwargs),
-            JointDenoisingStage(self.predict, self, self.coords, progress=self.progress),
-            DecodingStage(self.decode_video, kind="frames"),
-            AudioDecodingStage(self.decode_mel, self.vocode),
+            JointDenoisingStage(self.predict, self, self.coords, progress=self.progress,
+                                model=lambda: self.transformer),
+            DecodingStage(self.decode_video, kind="frames", decoder=lambda: self.vae),
+            AudioDecodingStage(self.decode_mel, self.vocode, decoder=lambda: self.audio_vae),
         ]

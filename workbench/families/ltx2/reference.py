@@ -10,6 +10,7 @@ frames, mel spectrogram, waveform.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from workbench.errors import ParameterError
 from workbench.families.offline import gemma_tokenizer, load_official_pipeline, seeded
 from workbench.families.ltx2.stages import real_token_rows
 from workbench.parity.capture import CaptureSet, step_checkpoint
+from workbench.runtime.stages import model_timestep, timestep_value, watch_decode
+from workbench.trace.context import set_step
 
 OFFICIAL_CLASS = "LTX2Pipeline"
 NATIVE_CLASS = "NativeLTX2Pipeline"
@@ -48,6 +51,20 @@ VIDEO_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_cha
                  decoder_inject_noise=(False, False), downsample_type=("spatiotemporal",),
                  upsample_type=("spatiotemporal",), upsample_residual=(False,), upsample_factor=(1,), patch_size=1,
                  patch_size_t=1, decoder_causal=False)
+# Latent statistics of the tiny VAEs (issue 16 item 5): the constructors' identity statistics
+# (mean 0, std 1, scaling 1.0) make a missing or misordered denormalisation invisible, so the tiny
+# build draws its own from a fixed seed: mean ~ N(0, 0.5^2), std in [0.5, 1.5), scaling 0.75.
+LATENT_STATISTICS_SEED = 6
+VIDEO_SCALING_FACTOR = 0.75
+
+
+def draw_latent_statistics(vae, generator: torch.Generator) -> None:
+    """Non-identity `latents_mean` / `latents_std` buffers (saved with the weights)."""
+    with torch.no_grad():
+        vae.latents_mean.copy_(0.5 * torch.randn(vae.latents_mean.shape, generator=generator))
+        vae.latents_std.copy_(0.5 + torch.rand(vae.latents_std.shape, generator=generator))
+
+
 # ch_mult (1, 1, 1), not (1,): with one level the decoder never upsamples.
 AUDIO_VAE = dict(base_channels=4, output_channels=2, ch_mult=(1, 1, 1), num_res_blocks=1, in_channels=2,
                  latent_channels=2, mel_bins=8, sample_rate=16000, mel_hop_length=160)
@@ -87,9 +104,12 @@ def build_official(scale: str = "tiny"):
     seeded(2)
     transformer = LTX2VideoTransformer3DModel(**TRANSFORMER).eval()
     seeded(3)
-    vae = AutoencoderKLLTX2Video(**VIDEO_VAE).eval()
+    vae = AutoencoderKLLTX2Video(**VIDEO_VAE, scaling_factor=VIDEO_SCALING_FACTOR).eval()
     seeded(4)
     audio_vae = AutoencoderKLLTX2Audio(**AUDIO_VAE).eval()
+    statistics = torch.Generator("cpu").manual_seed(LATENT_STATISTICS_SEED)
+    draw_latent_statistics(vae, statistics)
+    draw_latent_statistics(audio_vae, statistics)
     seeded(5)
     vocoder = LTX2Vocoder(**VOCODER).eval()
     return LTX2Pipeline(scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER), vae=vae, audio_vae=audio_vae,
@@ -147,12 +167,54 @@ def run_reference(official_dir: Path, params: SamplingParam, device: torch.devic
 
         return wrapped
 
+    # Per step: each transformer pass (told apart by its keywords, as the official loop calls them),
+    # the timestep of the first, and the guided velocity each stream's scheduler receives.
+    passes = {"video": {}, "audio": {}}
+    guided: dict = {}
+    timestep_input: list = []
+
+    def on_transformer_call(module, args, kwargs, output):
+        if kwargs.get("isolate_modalities"):
+            names = ("noise_isolated",)
+        elif kwargs.get("spatio_temporal_guidance_blocks") is not None:
+            names = ("noise_stg",)
+        else:
+            timestep_input.append(timestep_value(model_timestep(args, kwargs)).clone())
+            seen.setdefault("video_coords", kwargs["video_coords"].clone())
+            seen.setdefault("audio_coords", kwargs["audio_coords"].clone())
+            names = ("noise_uncond", "noise_cond") if pipe.do_classifier_free_guidance else ("noise_cond",)
+        for stream, velocity in zip(("video", "audio"), output[:2]):
+            velocity = velocity.float()
+            parts = velocity.chunk(2) if len(names) == 2 else (velocity,)
+            passes[stream].update({n: p.clone() for n, p in zip(names, parts)})
+
+    scheduler_class = type(pipe.scheduler)
+    scheduler_step = scheduler_class.step
+
+    @functools.wraps(scheduler_step)
+    def step_recording_guided(self, model_output, *args, **kwargs):
+        guided["video" if self is pipe.scheduler else "audio"] = model_output.clone()
+        return scheduler_step(self, model_output, *args, **kwargs)
+
+    order = ("timestep_input", "noise_cond", "noise_uncond", "noise_stg", "noise_isolated", "noise_guided")
+
+    def step_tensors(stream: str) -> dict:
+        found = dict(passes[stream], noise_guided=guided[stream])
+        if stream == "video" and timestep_input:
+            found["timestep_input"] = timestep_input[0]
+        return {name: found[name] for name in order if name in found}
+
     def on_step_end(pipeline, i, t, tensors):
         if i == 0:
             seen["connector_prompt_embeds"] = tensors["connector_prompt_embeds"]
             seen["connector_audio_prompt_embeds"] = tensors["connector_audio_prompt_embeds"]
         seen["steps"].append((i, t, unpack_video(tensors["latents"]), unpack_audio(tensors["audio_latents"]),
-                              _guidance_meta(pipeline, "video"), _guidance_meta(pipeline, "audio")))
+                              _guidance_meta(pipeline, "video"), _guidance_meta(pipeline, "audio"),
+                              step_tensors("video"), step_tensors("audio")))
+        for stream in passes.values():
+            stream.clear()
+        timestep_input.clear()
+        set_step(i + 1)  # the step context the native loop sets
         return {}
 
     def on_vocoder(module, args, output):
@@ -167,9 +229,18 @@ def run_reference(official_dir: Path, params: SamplingParam, device: torch.devic
     pipe.prepare_audio_latents = recording("audio_initial_latents", pipe.prepare_audio_latents,
                                            lambda x: unpack_audio(x).clone())
     hook = pipe.vocoder.register_forward_hook(on_vocoder)
+    call_hook = pipe.transformer.register_forward_hook(on_transformer_call, with_kwargs=True)
+    undo_decoders = [watch_decode(pipe.vae, seen), watch_decode(pipe.audio_vae, seen, prefix="audio_")]
+    scheduler_class.step = step_recording_guided
+    set_step(0)
     try:
         out = pipe(**kwargs)
     finally:
+        set_step(None)
+        scheduler_class.step = scheduler_step
+        for undo in undo_decoders:
+            undo()
+        call_hook.remove()
         del pipe.encode_prompt, pipe.prepare_latents, pipe.prepare_audio_latents
         hook.remove()
     frames, waveform = torch.from_numpy(out.frames), out.audio
@@ -185,12 +256,22 @@ def run_reference(official_dir: Path, params: SamplingParam, device: torch.devic
     capture.record("audio_initial_latents", seen["audio_initial_latents"], "latent")
     capture.record("timesteps", pipe.scheduler.timesteps, "schedule")
     capture.record("sigmas", pipe.scheduler.sigmas, "schedule")
-    for i, t, video, audio, video_meta, audio_meta in seen["steps"]:
-        capture.record(step_checkpoint(i), video, "latent", step=i, meta={"timestep": float(t), **video_meta})
-        capture.record(step_checkpoint(i, "audio"), audio, "latent", step=i, meta={"timestep": float(t), **audio_meta})
+    capture.record("video_coords", seen["video_coords"], "positional")
+    capture.record("audio_coords", seen["audio_coords"], "positional")
+    for i, t, video, audio, video_meta, audio_meta, video_tensors, audio_tensors in seen["steps"]:
+        for stream, latents, meta, tensors in (("", video, video_meta, video_tensors),
+                                               ("audio", audio, audio_meta, audio_tensors)):
+            meta = {"timestep": float(t), **meta}
+            for what, tensor in tensors.items():
+                capture.record(step_checkpoint(i, stream, what), tensor, "timestep" if what == "timestep_input"
+                               else "noise", step=i, meta=meta)
+            capture.record(step_checkpoint(i, stream), latents, "latent", step=i, meta=meta)
     capture.record("final_latents", seen["steps"][-1][2], "latent")
     capture.record("audio_final_latents", seen["steps"][-1][3], "latent")
+    capture.record("decoder_input", seen["decoder_input"], "latent")
+    capture.record("decoder_output", seen["decoder_output"], "decoded")
     capture.record("frames", frames, "frames")
+    capture.record("audio_decoder_input", seen["audio_decoder_input"], "latent")
     capture.record("mel", seen["mel"], "mel")
     capture.record("waveform", waveform, "waveform")
     return capture, (frames, waveform)

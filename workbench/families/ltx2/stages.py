@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from workbench.runtime import validators as V
 from workbench.runtime.batch import ForwardBatch
 from workbench.runtime.stage import Stage
-from workbench.runtime.stages import StepHookedStage
+from workbench.runtime.stages import _NO_HOOKS, StepHookedStage, TimestepProbe, watch_decode
 from workbench.trace.context import set_step
 
 STREAMS = ("video", "audio")
@@ -166,16 +166,23 @@ class JointDenoisingStage(StepHookedStage):
     optionally rescaled toward cond's std, then back to velocity for its own Euler step. Audio
     steps a copy of the scheduler (the official loop deep-copies it so step state stays apart).
     Latents stay unpacked on the batch (`latents`, `extra["audio_latents"]`) after every step.
+
+    Each step reports per stream the model's velocity of every pass (`noise_cond`, `noise_uncond`,
+    `noise_stg`, `noise_isolated`), the guided velocity handed to the stream's scheduler
+    (`noise_guided`), and the timestep the transformer (`model`) received; the RoPE coordinates of
+    both streams are captured once (`video_coords`, `audio_coords`, kind positional).
     """
 
     captures = {"latents": ("final_latents", "latent"), "audio_latents": ("audio_final_latents", "latent")}
 
     def __init__(self, predict: JointNoisePredictor, layout: LatentLayout,
-                 coords: Callable[[ForwardBatch], tuple[torch.Tensor, torch.Tensor]], progress: bool = True):
+                 coords: Callable[[ForwardBatch], tuple[torch.Tensor, torch.Tensor]], progress: bool = True,
+                 model: Callable[[], torch.nn.Module] | None = None):
         self.predict = predict
         self.layout = layout
         self.coords = coords
         self.progress = progress
+        self.model = model
 
     def input_checks(self, batch):
         return {"latents": V.tensor(5), "audio_latents": V.tensor(4), "timesteps": V.tensor(1),
@@ -207,44 +214,75 @@ class JointDenoisingStage(StepHookedStage):
         def to_x0(stream: str, velocity: torch.Tensor, i: int) -> torch.Tensor:
             return tokens[stream] - velocity * schedulers[stream].sigmas[i]
 
-        with torch.no_grad():
-            for i, t in enumerate(tqdm(batch.timesteps, desc="denoising", disable=not self.progress, leave=False)):
-                set_step(i)
-                inputs = {s: torch.cat([tokens[s]] * 2) if cfg else tokens[s] for s in STREAMS}
-                timestep = t.expand(inputs["video"].shape[0])
-                first = self.predict(inputs, timestep, context, batch)
-                if cfg:
-                    timestep = timestep.chunk(2)[0]
-                    halves = {s: first[s].chunk(2) for s in STREAMS}
-                    cond = {s: to_x0(s, halves[s][1], i) for s in STREAMS}
-                    uncond = {s: to_x0(s, halves[s][0], i) for s in STREAMS}
-                    cfg_delta = {s: (guidance[s].guidance_scale - 1) * (cond[s] - uncond[s]) for s in STREAMS}
-                else:
-                    cond = {s: to_x0(s, first[s], i) for s in STREAMS}
-                    cfg_delta = {s: 0 for s in STREAMS}
-                stg_delta = {s: 0 for s in STREAMS}
-                if stg:
-                    perturbed = self.predict(tokens, timestep, conditional, batch,
-                                             stg_blocks=batch.spatio_temporal_guidance_blocks)
-                    stg_delta = {s: guidance[s].stg_scale * (cond[s] - to_x0(s, perturbed[s], i)) for s in STREAMS}
-                modality_delta = {s: 0 for s in STREAMS}
-                if isolate:
-                    isolated = self.predict(tokens, timestep, conditional, batch, isolate_modalities=True)
-                    modality_delta = {s: (guidance[s].modality_scale - 1) * (cond[s] - to_x0(s, isolated[s], i))
-                                      for s in STREAMS}
+        observed = self.step_hooks is not _NO_HOOKS and self.model is not None
+        probe = TimestepProbe([self.model()]) if observed else None
+        try:
+            with torch.no_grad():
+                for i, t in enumerate(tqdm(batch.timesteps, desc="denoising", disable=not self.progress,
+                                           leave=False)):
+                    set_step(i)
+                    passes: dict[str, dict[str, torch.Tensor]] = {s: {} for s in STREAMS}  # velocities per pass
+                    inputs = {s: torch.cat([tokens[s]] * 2) if cfg else tokens[s] for s in STREAMS}
+                    timestep = t.expand(inputs["video"].shape[0])
+                    first = self.predict(inputs, timestep, context, batch)
+                    if cfg:
+                        timestep = timestep.chunk(2)[0]
+                        halves = {s: first[s].chunk(2) for s in STREAMS}
+                        for s in STREAMS:
+                            passes[s].update(noise_cond=halves[s][1], noise_uncond=halves[s][0])
+                        cond = {s: to_x0(s, halves[s][1], i) for s in STREAMS}
+                        uncond = {s: to_x0(s, halves[s][0], i) for s in STREAMS}
+                        cfg_delta = {s: (guidance[s].guidance_scale - 1) * (cond[s] - uncond[s]) for s in STREAMS}
+                    else:
+                        for s in STREAMS:
+                            passes[s]["noise_cond"] = first[s]
+                        cond = {s: to_x0(s, first[s], i) for s in STREAMS}
+                        cfg_delta = {s: 0 for s in STREAMS}
+                    stg_delta = {s: 0 for s in STREAMS}
+                    if stg:
+                        perturbed = self.predict(tokens, timestep, conditional, batch,
+                                                 stg_blocks=batch.spatio_temporal_guidance_blocks)
+                        for s in STREAMS:
+                            passes[s]["noise_stg"] = perturbed[s]
+                        stg_delta = {s: guidance[s].stg_scale * (cond[s] - to_x0(s, perturbed[s], i))
+                                     for s in STREAMS}
+                    modality_delta = {s: 0 for s in STREAMS}
+                    if isolate:
+                        isolated = self.predict(tokens, timestep, conditional, batch, isolate_modalities=True)
+                        for s in STREAMS:
+                            passes[s]["noise_isolated"] = isolated[s]
+                        modality_delta = {s: (guidance[s].modality_scale - 1) * (cond[s] - to_x0(s, isolated[s], i))
+                                          for s in STREAMS}
 
-                for s in STREAMS:
-                    x0 = cond[s] + cfg_delta[s] + stg_delta[s] + modality_delta[s]
-                    if guidance[s].guidance_rescale > 0:
-                        x0 = rescale_noise_cfg(x0, cond[s], guidance[s].guidance_rescale)
-                    velocity = (tokens[s] - x0) / schedulers[s].sigmas[i]
-                    tokens[s] = schedulers[s].step(velocity, t, tokens[s], return_dict=False)[0]
+                    for s in STREAMS:
+                        x0 = cond[s] + cfg_delta[s] + stg_delta[s] + modality_delta[s]
+                        if guidance[s].guidance_rescale > 0:
+                            x0 = rescale_noise_cfg(x0, cond[s], guidance[s].guidance_rescale)
+                        velocity = (tokens[s] - x0) / schedulers[s].sigmas[i]
+                        passes[s]["noise_guided"] = velocity
+                        tokens[s] = schedulers[s].step(velocity, t, tokens[s], return_dict=False)[0]
 
-                batch.latents = self.layout.unpack("video", tokens["video"], batch)
-                batch.extra["audio_latents"] = self.layout.unpack("audio", tokens["audio"], batch)
-                self.step_hooks.on_step_end(i, t, batch, info)
-            set_step(None)
+                    batch.latents = self.layout.unpack("video", tokens["video"], batch)
+                    batch.extra["audio_latents"] = self.layout.unpack("audio", tokens["audio"], batch)
+                    timestep_input = probe.take() if probe is not None else None
+                    step_info = {**info, "tensors": self._step_tensors(passes["video"], timestep_input),
+                                 # the RoPE coordinates, once, ahead of the first step's checkpoints
+                                 **({"once": {"video_coords": (context.video_coords, "positional"),
+                                              "audio_coords": (context.audio_coords, "positional")}} if i == 0 else {}),
+                                 "streams": {"audio": {**info["streams"]["audio"],
+                                                       "tensors": self._step_tensors(passes["audio"], None)}}}
+                    self.step_hooks.on_step_end(i, t, batch, step_info)
+                set_step(None)
+        finally:
+            if probe is not None:
+                probe.close()
         return batch
+
+    @staticmethod
+    def _step_tensors(passes: dict[str, torch.Tensor], timestep: torch.Tensor | None) -> dict:
+        tensors = {"timestep_input": (timestep, "timestep")} if timestep is not None else {}
+        tensors.update({name: (value, "noise") for name, value in passes.items()})
+        return tensors
 
 
 # ---- audio decoding -----------------------------------------------------------------------
@@ -254,9 +292,12 @@ class AudioDecodingStage(Stage):
     captures = {"mel": ("mel", "mel"), "waveform": ("waveform", "waveform")}
 
     def __init__(self, decode_mel: Callable[[torch.Tensor, ForwardBatch], torch.Tensor],
-                 vocode: Callable[[torch.Tensor], torch.Tensor]):
+                 vocode: Callable[[torch.Tensor], torch.Tensor], decoder: Callable[[], torch.nn.Module] | None = None):
         self.decode_mel = decode_mel
         self.vocode = vocode
+        self.decoder = decoder
+        if decoder is not None:  # what the audio VAE receives: the denormalised audio latents (its output is `mel`)
+            self.captures = {"audio_decoder_input": ("audio_decoder_input", "latent"), **type(self).captures}
 
     def input_checks(self, batch):
         return {"audio_latents": V.tensor(4)}
@@ -264,8 +305,22 @@ class AudioDecodingStage(Stage):
     def output_checks(self, batch):
         return {"mel": V.tensor(4), "waveform": V.tensor(3)}
 
+    def __call__(self, batch, hooks=_NO_HOOKS):
+        self._observed = hooks is not _NO_HOOKS  # the decoder is watched only for an observer
+        return super().__call__(batch, hooks)
+
     def forward(self, batch):
+        seen: dict = {}
+        observed = self.decoder is not None and getattr(self, "_observed", False)
+        undo = watch_decode(self.decoder(), seen, prefix="audio_") if observed else None
+        try:
+            with torch.no_grad():
+                batch.extra["mel"] = self.decode_mel(batch.extra["audio_latents"], batch)
+        finally:
+            if undo is not None:
+                undo()
+        if "audio_decoder_input" in seen:
+            batch.extra["audio_decoder_input"] = seen["audio_decoder_input"]
         with torch.no_grad():
-            batch.extra["mel"] = self.decode_mel(batch.extra["audio_latents"], batch)
             batch.extra["waveform"] = self.vocode(batch.extra["mel"])
         return batch

@@ -156,5 +156,5 @@ class NativeStableAudioPipeline(ComposedPipeline):
             DenoisingStage(self.predict_noise, lambda: [Expert("transformer", self.transformer)], cfg="batched",
                            scale_input=True, step_kwargs=lambda batch: {"generator": batch.generator},
                            progress=self.progress),
-            DecodingStage(self.decode, kind="waveform"),
+            DecodingStage(self.decode, kind="waveform", decoder=lambda: self.vae),
         ]

@@ -8,13 +8,16 @@ checkpoints the native pipeline records, in the same order.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
 
 from workbench.api.params import SamplingParam
 from workbench.families.offline import load_official_pipeline, seeded, t5_tokenizer
-from workbench.parity.capture import CaptureSet, step_checkpoint
+from workbench.parity.capture import CaptureSet, as_tensor, step_checkpoint
+from workbench.runtime.stages import first_output, model_timestep, timestep_value, watch_decode
+from workbench.trace.context import set_step
 
 OFFICIAL_CLASS = "StableAudioPipeline"
 NATIVE_CLASS = "NativeStableAudioPipeline"
@@ -119,14 +122,39 @@ def run_reference(official_dir: Path, params: SamplingParam, device: torch.devic
     def capture_transformer_inputs(module, args, kwargs):
         seen.setdefault("encoder_hidden_states", kwargs["encoder_hidden_states"].clone())
         seen.setdefault("global_hidden_states", kwargs["global_hidden_states"].clone())
+        seen.setdefault("rotary_embedding", as_tensor(kwargs["rotary_embedding"]).clone())
+
+    calls: list = []
+    guided: list = []
+
+    def on_denoiser_call(module, args, kwargs, output):
+        calls.append((model_timestep(args, kwargs), first_output(output)))
+
+    scheduler_class = type(pipe.scheduler)
+    scheduler_step = scheduler_class.step
+
+    @functools.wraps(scheduler_step)  # the official reads step's signature (generator)
+    def step_recording_guided(self, model_output, *args, **kwargs):
+        guided.append(model_output.clone())
+        return scheduler_step(self, model_output, *args, **kwargs)
 
     def on_step(i, t, latents):
-        seen["steps"].append((i, t, latents.clone()))
+        (timestep, noise), = calls  # one batched call per step: [uncond, cond] under guidance
+        branches = ({"noise_cond": noise.chunk(2)[1], "noise_uncond": noise.chunk(2)[0]} if guidance
+                    else {"noise_cond": noise})
+        seen["steps"].append((i, t, latents.clone(), timestep_value(timestep).clone(),
+                              {k: v.clone() for k, v in branches.items()}, guided[-1]))
+        calls.clear()
+        set_step(i + 1)  # the step context the native loop sets
 
     batch_size = 1 if isinstance(params.prompt, str) else len(params.prompt)
     guidance = params.guidance_scale > 1.0
     pipe.encode_prompt, pipe.encode_duration, pipe.prepare_latents = capture_prompt, capture_duration, capture_initial
     hook = pipe.transformer.register_forward_pre_hook(capture_transformer_inputs, with_kwargs=True)
+    call_hook = pipe.transformer.register_forward_hook(on_denoiser_call, with_kwargs=True)
+    undo_decode = watch_decode(pipe.vae, seen)
+    scheduler_class.step = step_recording_guided
+    set_step(0)
     try:
         waveform = pipe(prompt=params.prompt, negative_prompt=params.negative_prompt,
                         audio_start_in_s=params.audio_start_in_s, audio_end_in_s=params.audio_end_in_s,
@@ -134,6 +162,10 @@ def run_reference(official_dir: Path, params: SamplingParam, device: torch.devic
                         generator=torch.Generator("cpu").manual_seed(int(params.seed)), output_type="pt",
                         callback=on_step, callback_steps=1).audios
     finally:
+        set_step(None)
+        scheduler_class.step = scheduler_step
+        undo_decode()
+        call_hook.remove()
         hook.remove()
         del pipe.encode_prompt, pipe.encode_duration, pipe.prepare_latents
 
@@ -147,12 +179,19 @@ def run_reference(official_dir: Path, params: SamplingParam, device: torch.devic
     capture.record("seconds_end_hidden_states", seconds_end[:batch_size], "embedding")
     capture.record("text_audio_duration_embeds", seen["encoder_hidden_states"], "embedding")
     capture.record("audio_duration_embeds", seen["global_hidden_states"], "embedding")
+    capture.record("rotary_embedding", seen["rotary_embedding"], "positional")
     capture.record("timesteps", pipe.scheduler.timesteps, "schedule")
     capture.record("sigmas", pipe.scheduler.sigmas, "schedule")
     capture.record("initial_latents", seen["initial_latents"], "latent")
-    for i, t, latents in seen["steps"]:
-        capture.record(step_checkpoint(i), latents, "latent", step=i,
-                       meta={"timestep": float(t), "expert": "transformer", "guidance_scale": float(params.guidance_scale)})
+    for i, t, latents, timestep, branches, noise in seen["steps"]:
+        meta = {"timestep": float(t), "expert": "transformer", "guidance_scale": float(params.guidance_scale)}
+        capture.record(step_checkpoint(i, what="timestep_input"), timestep, "timestep", step=i, meta=meta)
+        for what, tensor in branches.items():
+            capture.record(step_checkpoint(i, what=what), tensor, "noise", step=i, meta=meta)
+        capture.record(step_checkpoint(i, what="noise_guided"), noise, "noise", step=i, meta=meta)
+        capture.record(step_checkpoint(i), latents, "latent", step=i, meta=meta)
     capture.record("final_latents", seen["steps"][-1][2], "latent")
+    capture.record("decoder_input", seen["decoder_input"], "latent")
+    capture.record("decoder_output", seen["decoder_output"], "decoded")
     capture.record("waveform", waveform, "waveform")
     return capture, waveform

@@ -32,6 +32,8 @@ class TextDurationConditioningStage(Stage):
         "seconds_end_hidden_states": ("seconds_end_hidden_states", "embedding"),
         "text_audio_duration_embeds": ("text_audio_duration_embeds", "embedding"),
         "audio_duration_embeds": ("audio_duration_embeds", "embedding"),
+        # (cos, sin), stacked into one table by the capture
+        "rotary_embedding": ("rotary_embedding", "positional"),
     }
 
     def __init__(self, projection_model: torch.nn.Module,

@@ -178,5 +178,5 @@ class NativeWanPipeline(ComposedPipeline):
             TimestepPreparationStage(lambda: self.scheduler),
             LatentPreparationStage(self.latent_shape),
             DenoisingStage(self.predict_noise, self.experts, cfg="sequential", progress=self.progress),
-            DecodingStage(self.decode, kind="frames"),
+            DecodingStage(self.decode, kind="frames", decoder=lambda: self.vae),
         ]

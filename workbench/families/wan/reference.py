@@ -9,6 +9,7 @@ references build on the component builders and the capture here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -16,6 +17,8 @@ import torch
 from workbench.api.params import SamplingParam
 from workbench.families.offline import load_official_pipeline, seeded, t5_tokenizer
 from workbench.parity.capture import CaptureSet, step_checkpoint
+from workbench.runtime.stages import first_output, model_timestep, timestep_value, watch_decode
+from workbench.trace.context import set_step
 
 OFFICIAL_CLASS = "WanPipeline"
 NATIVE_CLASS = "NativeWanPipeline"
@@ -158,6 +161,21 @@ def run_official(pipe, params: SamplingParam, seen: dict | None = None,
         return out
 
     boundary = pipe.config.boundary_ratio
+    # Every denoiser call of the current step (in call order: cond, then uncond under guidance)
+    # and the guided prediction the scheduler receives, read by hooks around the official loop.
+    calls: list = []
+    guided: list = []
+
+    def on_denoiser_call(module, args, kwargs, output):
+        calls.append((model_timestep(args, kwargs), first_output(output)))
+
+    scheduler_class = type(pipe.scheduler)
+    scheduler_step = scheduler_class.step
+
+    @functools.wraps(scheduler_step)  # the official reads step's signature (generator)
+    def step_recording_guided(self, model_output, *args, **kwargs):
+        guided.append(model_output)
+        return scheduler_step(self, model_output, *args, **kwargs)
 
     def on_step_end(pipeline, i, t, tensors):
         if i == 0:
@@ -165,8 +183,13 @@ def run_official(pipe, params: SamplingParam, seen: dict | None = None,
             seen["negative_prompt_embeds"] = tensors.get("negative_prompt_embeds")
         second = boundary is not None and t < boundary * pipeline.scheduler.config.num_train_timesteps
         scale = (pipeline._guidance_scale_2 if second else pipeline._guidance_scale)
+        branches = dict(zip(("noise_cond", "noise_uncond"), (out.clone() for _, out in calls)))
+        timestep = timestep_value(calls[0][0]).clone() if calls and calls[0][0] is not None else None
         steps.append((i, t, tensors["latents"].clone(),
-                      {"expert": "transformer_2" if second else "transformer", "guidance_scale": float(scale)}))
+                      {"expert": "transformer_2" if second else "transformer", "guidance_scale": float(scale)},
+                      timestep, branches, guided[-1].clone()))
+        calls.clear()
+        set_step(i + 1)  # the step context the native loop sets (drill-down and traces read it)
         return {}
 
     kwargs = dict(prompt=params.prompt, negative_prompt=params.negative_prompt, height=params.height,
@@ -179,9 +202,19 @@ def run_official(pipe, params: SamplingParam, seen: dict | None = None,
     if params.guidance_scale_2 is not None:
         kwargs["guidance_scale_2"] = params.guidance_scale_2
     pipe.prepare_latents = capture_initial
+    handles = [module.register_forward_hook(on_denoiser_call, with_kwargs=True)
+               for module in (pipe.transformer, getattr(pipe, "transformer_2", None)) if module is not None]
+    undo_decode = watch_decode(pipe.vae, seen)
+    scheduler_class.step = step_recording_guided
+    set_step(0)
     try:
         frames = torch.from_numpy(pipe(**kwargs).frames)
     finally:
+        set_step(None)
+        scheduler_class.step = scheduler_step
+        undo_decode()
+        for handle in handles:
+            handle.remove()
         del pipe.prepare_latents
 
     capture = CaptureSet()
@@ -195,8 +228,16 @@ def run_official(pipe, params: SamplingParam, seen: dict | None = None,
     capture.record("initial_latents", seen["initial_latents"], "latent")
     if "image_latents" in seen:
         capture.record("image_latents", seen["image_latents"], "latent")
-    for i, t, latents, info in steps:
-        capture.record(step_checkpoint(i), latents, "latent", step=i, meta={"timestep": float(t), **info})
+    for i, t, latents, info, timestep, branches, noise in steps:
+        meta = {"timestep": float(t), **info}
+        if timestep is not None:
+            capture.record(step_checkpoint(i, what="timestep_input"), timestep, "timestep", step=i, meta=meta)
+        for what, tensor in branches.items():
+            capture.record(step_checkpoint(i, what=what), tensor, "noise", step=i, meta=meta)
+        capture.record(step_checkpoint(i, what="noise_guided"), noise, "noise", step=i, meta=meta)
+        capture.record(step_checkpoint(i), latents, "latent", step=i, meta=meta)
     capture.record("final_latents", steps[-1][2], "latent")
+    capture.record("decoder_input", seen["decoder_input"], "latent")
+    capture.record("decoder_output", seen["decoder_output"], "decoded")
     capture.record("frames", frames, "frames")
     return capture, frames

@@ -115,5 +115,5 @@ class NativeWanI2VPipeline(NativeWanPipeline):
             LatentPreparationStage(self.latent_shape),
             ImageVAEEncodingStage(self.encode_image_latents),
             DenoisingStage(self.predict_noise, self.experts, cfg="sequential", progress=self.progress),
-            DecodingStage(self.decode, kind="frames"),
+            DecodingStage(self.decode, kind="frames", decoder=lambda: self.vae),
         ]
