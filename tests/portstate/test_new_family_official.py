@@ -17,10 +17,12 @@ CASES = {
     # pipelines/cogvideo/pipeline_cogvideox.py: __init__(tokenizer, text_encoder, vae, transformer, scheduler)
     "CogVideoXPipeline": ("T2V", "wan_t2v", ("tokenizer", "text_encoder", "vae", "transformer", "scheduler"),
                           {"num_inference_steps": 50, "guidance_scale": 6, "max_sequence_length": 226,
-                           "height": None, "width": None, "num_frames": None}),
+                           "height": None, "width": None, "num_frames": None},
+                          {"use_dynamic_cfg": (bool, False), "eta": (float, 0.0)}),
     # pipelines/audioldm/pipeline_audioldm.py: __init__(vae, text_encoder, tokenizer, unet, scheduler, vocoder)
     "AudioLDMPipeline": ("T2A", "stable_audio", ("vae", "text_encoder", "tokenizer", "unet", "scheduler", "vocoder"),
-                         {"num_inference_steps": 10, "guidance_scale": 2.5, "negative_prompt": None}),
+                         {"num_inference_steps": 10, "guidance_scale": 2.5, "negative_prompt": None},
+                         {"audio_length_in_s": (float, None), "eta": (float, 0.0)}),
 }
 
 
@@ -30,7 +32,7 @@ def test_new_family_reads_the_official_class(official, tmp_path, monkeypatch):
 
     from workbench import registry
 
-    workload, like, modules, literals = CASES[official]
+    workload, like, modules, literals, extras = CASES[official]
     cls = getattr(diffusers, official)
     assert all(f.official_pipeline != f"diffusers.{official}" for f in registry.FAMILIES.values())
     name = f"probe_{official.lower()}"
@@ -62,6 +64,13 @@ def test_new_family_reads_the_official_class(official, tmp_path, monkeypatch):
             assert f"{official}.__call__ signature ({key}:" in sourced.source and "diffusers 0.42.1" in sourced.source
         for key, value in literals.items():
             assert config.DEFAULTS[key].value == value, key
+        # Official request arguments that are not shared fields: declared, typed, in the family folder.
+        from workbench.api.params import SamplingParam
+
+        fields = {f.name: f for f in importlib.import_module(f"{name}.params").FIELDS}
+        for key, (typ, value) in extras.items():
+            assert fields[key].type is typ and fields[key].default == value == sig[key].default, key
+            assert key not in SamplingParam.field_names()
         # Generated alongside: probe stubs for the model classes, an example, a FastMode placeholder.
         probes = importlib.import_module(f"{name}.component_probes").PROBES
         assert {libs[m][1] for m in modules if m in ("vae", "transformer", "unet", "vocoder")} <= set(probes)

@@ -115,6 +115,7 @@ def scaffold(name: str, workload: str, like_name: str, *, official: str = "TODO"
     example = examples_dest / f"{name}.py"
     if official_cls is not None and example.exists():
         raise ParameterError(f"{example} already exists; pick another name or --examples-dest")
+    values["params_import"] = ""
     values["example_out"] = {"video": "clip.mp4", "audio": "clip.wav", "joint": "clip.mp4"}[media]
     out = Scaffold(name, package, folder, tests)
     state = FamilyState(
@@ -139,6 +140,12 @@ def scaffold(name: str, workload: str, like_name: str, *, official: str = "TODO"
         out.modules = official_modules(official_cls)
         out.defaults = official_defaults(official_cls)
         values.update(official_code(official_cls, out.defaults))
+        extra = [d for d in out.defaults if not d.shared]
+        if extra:
+            values["params_import"] = "\nfrom . import params  # noqa: F401  (declares the family's request fields first)\n"
+            files[folder / "params.py"] = T.PARAMS_OFFICIAL.substitute(values, fields="\n".join(
+                f"    RequestField({d.name!r}, {_field_type(official_cls, d.name)}, {d.value!r}, {d.source!r})," for d in extra))
+            files[folder / "presets.py"] = T.PRESETS.substitute(values)
         files[folder / "config.py"] = T.CONFIG_OFFICIAL.substitute(values)
         files[folder / "pipeline.py"] = T.PIPELINE_OFFICIAL.substitute(values)
         files[folder / "reference.py"] = T.REFERENCE_OFFICIAL.substitute(values)
@@ -301,6 +308,14 @@ def _scalar_type(annotation):
     return None
 
 
+def _field_type(cls: type, name: str) -> str:
+    import inspect
+
+    p = inspect.signature(cls.__call__).parameters[name]
+    t = _scalar_type(p.annotation) or type(p.default)
+    return t.__name__
+
+
 def official_defaults(cls: type) -> list[OfficialDefault]:
     """Request defaults from the official `__call__` signature, each with its source; shared
     SamplingParam fields and scalar arguments the family must declare itself."""
@@ -453,7 +468,7 @@ def official_code(cls: type, defaults: list[OfficialDefault]) -> dict[str, str]:
         call_request=request, required=repr(required), optional=repr(optional), module_table=table,
         model_modules=repr(tuple(m.name for m in modules if m.kind == "model")),
         defaults="{\n" + "".join(f"    {k!r}: Sourced({d.value!r}, {d.source!r}),\n" for k, d in shared.items()) + "}",
-        extra_fields_comment=("\n# Official request arguments that are not SamplingParam fields: declared in params.py\n# "
+        extra_fields_comment=("\n# Official request arguments that are not SamplingParam fields (declared in params.py):\n# "
                               + ", ".join(f"{d.name} ({d.annotation or type(d.value).__name__} = {d.value!r})"
                                           for d in extra)) if extra else "",
         probe_classes=(tuple(m.class_name for m in modules if m.kind == "model"

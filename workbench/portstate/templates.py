@@ -70,7 +70,7 @@ PRESETS = Template('''\
 """$name presets (frozen data). Every default must be a SamplingParam field."""
 
 from __future__ import annotations
-
+$params_import
 from workbench.api.presets import InferencePreset
 from workbench.api.workload import WorkloadType
 
@@ -474,4 +474,15 @@ next (in order; `pytest $tests` fails on each unfinished item, naming it):
   5. workbench parity $name (exact, CPU) and `workbench parity $name --mode fast`
   6. $example               runs with no arguments (gate 4)
   7. workbench status $name --run --write; then ask the integrator to `workbench bless $name` (goldens, notebooks)
+''')
+
+PARAMS_OFFICIAL = Template('''\
+"""$name request fields the shared SamplingParam does not have: declared here, typed and sourced
+(from the official $official.__call__ signature). Values are checked from their type."""
+
+from workbench.api.params import RequestField, declare_fields
+
+FIELDS = declare_fields("$name", (
+$fields
+))
 ''')
