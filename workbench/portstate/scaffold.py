@@ -190,7 +190,7 @@ NOT_REQUEST = ("generator", "latents", "return_dict", "output_type", "attention_
                "num_videos_per_prompt", "num_images_per_prompt", "num_waveforms_per_prompt", "timesteps",
                "sigmas", "ip_adapter_image", "ip_adapter_image_embeds", "clip_skip")
 REQUEST_TYPES = (bool, int, float, str)
-# Tokenizer classes the package can build offline (workbench/families/offline.py).
+# Tokenizer classes the package can build offline (workbench/families/offline.py, offline_tokenizers.py).
 OFFLINE_TOKENIZERS = {"T5Tokenizer": "t5_tokenizer({length})", "T5TokenizerFast": "t5_tokenizer({length})",
                       "UMT5Tokenizer": "t5_tokenizer({length})", "GemmaTokenizer": "gemma_tokenizer({length})",
                       "GemmaTokenizerFast": "gemma_tokenizer({length})", "LlamaTokenizer": "llama_tokenizer({length})",
@@ -454,7 +454,10 @@ def official_code(cls: type, defaults: list[OfficialDefault]) -> dict[str, str]:
             builds.append(f"    {m.name} = {m.class_name}(**sizes[{m.name!r}]).to(dtype).eval()")
     imports = "".join(f"    from {lib} import {', '.join(sorted(names))}\n" for lib, names in libraries.items() if names)
     if offline:
-        imports += f"    from workbench.families.offline import {', '.join(sorted(offline))}\n"
+        for module in ("offline", "offline_tokenizers"):
+            names = sorted(n for n in offline if (n in ("llama_tokenizer", "clip_tokenizer")) == (module != "offline"))
+            if names:
+                imports += f"    from workbench.families.{module} import {', '.join(names)}\n"
     call = ", ".join(f"{m.name}={m.name}" for m in modules)
     request = "".join(f"{d.name}=params.{d.name}, " for d in defaults)
     required = tuple(m.name for m in modules if not m.optional)
