@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--model-dir")
     args = parser.parse_args()
 
-    request = {"seed": 42}
+    request = {"prompt": "a red fox running on a snowy hill", "true_cfg_scale": 4.0, "seed": 42}
     result = generate("hunyuan_video", preset="tiny-ci", request=request, device="cpu", model_dir=args.model_dir,
                       out=args.out, progress=False)
     print(f"output {tuple(result.output.shape)} -> {', '.join(map(str, result.paths))}")
