@@ -76,6 +76,11 @@ def test_new_family_reads_the_official_class(official, tmp_path, monkeypatch):
         assert {libs[m][1] for m in modules if m in ("vae", "transformer", "unet", "vocoder")} <= set(probes)
         assert config.FAST.module_dtypes
         ast.parse((tmp_path / "e" / f"{name}.py").read_text())
+        # Variants the annotation allows become reference.VARIANTS and a generated test.
+        reference_text = (tmp_path / "f" / name / "reference.py").read_text()
+        if official == "CogVideoXPipeline":
+            assert "VARIANTS = (('scheduler', 'CogVideoXDPMScheduler'),)" in reference_text
+            ast.parse((tmp_path / "t" / name / "test_variants.py").read_text())
         assert "bless" in result.next_steps and "fast" in result.next_steps and f"{name}.py" in result.next_steps
     finally:
         for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:

@@ -86,9 +86,11 @@ def scaffold(name: str, workload: str, like_name: str, *, official: str = "TODO"
     from workbench import registry
     from workbench.portstate.state import Decision, FamilyState, Row, dump_states
 
+    in_package = dest is None
     dest = Path(dest or FAMILIES_DIR).resolve()
     tests_dest = Path(tests_dest or TESTS_DIR).resolve()
-    examples_dest = Path(examples_dest or EXAMPLES_DIR).resolve()
+    # A family scaffolded outside the package keeps its example outside the checkout too.
+    examples_dest = Path(examples_dest or (EXAMPLES_DIR if in_package else tests_dest.parent / "examples")).resolve()
     official_cls = official_class(official) if official != "TODO" else None
     try:
         kind = WorkloadType[workload.upper()]
@@ -151,6 +153,8 @@ def scaffold(name: str, workload: str, like_name: str, *, official: str = "TODO"
         files[folder / "reference.py"] = T.REFERENCE_OFFICIAL.substitute(values)
         files[folder / "component_probes.py"] = probes_file(values, values["probe_classes"])
         files[example] = T.EXAMPLE.substitute(values)
+        if values["variant_rows"]:
+            files[tests / "test_variants.py"] = T.TEST_VARIANTS.substitute(values)
         state.decisions[0] = Decision(
             "D001", f"Scaffolded from diffusers {official_cls.__name__} (like {like.name}, {kind.name})",
             "modules from its __init__ signature and _optional_components, defaults from its __call__ signature")
@@ -460,6 +464,7 @@ def official_code(cls: type, defaults: list[OfficialDefault]) -> dict[str, str]:
                 imports += f"    from workbench.families.{module} import {', '.join(names)}\n"
     call = ", ".join(f"{m.name}={m.name}" for m in modules)
     request = "".join(f"{d.name}=params.{d.name}, " for d in defaults)
+    variants = tuple((m.name, alt) for m in modules if m.kind == "scheduler" for alt in m.alternatives)
     required = tuple(m.name for m in modules if not m.optional)
     optional = tuple(m.name for m in modules if m.optional)
     table = "\n".join(f"  {m.name:16s} {m.library}.{m.class_name}" + (" (optional)" if m.optional else "")
@@ -467,6 +472,7 @@ def official_code(cls: type, defaults: list[OfficialDefault]) -> dict[str, str]:
     shared = {d.name: d for d in defaults if d.shared}
     extra = [d for d in defaults if not d.shared]
     return dict(
+        variants=repr(variants), variant_rows=variants,
         sizes="\n".join(sizes), imports=imports.rstrip("\n"), builds="\n".join(tokenizers + builds), call_args=call,
         call_request=request, required=repr(required), optional=repr(optional), module_table=table,
         model_modules=repr(tuple(m.name for m in modules if m.kind == "model")),

@@ -21,6 +21,9 @@ from workbench.parity.capture import CaptureSet
 BUILT_ON = (offline_tokenizers,)   # in the builder fingerprint
 
 OFFICIAL_CLASS = "HunyuanVideoPipeline"
+# (module, class) swaps the official __init__ annotation allows: none (FlowMatchEulerDiscreteScheduler
+# lists only itself as compatible).
+VARIANTS = ()
 NATIVE_CLASS = "NativeHunyuanVideoPipeline"
 
 # Constructor arguments that differ from each class's defaults (default in the comment);
