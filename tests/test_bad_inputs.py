@@ -430,3 +430,12 @@ def test_native_side_raising_gives_a_partial_verdict(capsys, tmp_path, wan_dir, 
     else:
         assert got["final_latents"].passed and got["frames"].reason == "missing in native"
     assert "native side raised" in captured.out  # the partial verdict table says so too
+
+
+def test_generate_sp_checks_out_before_starting_ranks(capsys, tmp_path, monkeypatch):
+    import workbench.commands.generate as command
+
+    monkeypatch.setattr(command, "run_sequence_parallel", lambda *a, **k: pytest.fail("ranks started before --out"))
+    one_line_error(capsys, ["generate", "wan_t2v", "--sp", "2", "--out", str(tmp_path / "o.avi")], "--out", "o.avi",
+                   "expected a file ending in")
+    assert os.listdir(tmp_path) == []

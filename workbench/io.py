@@ -71,15 +71,17 @@ def clean_stale_directories(target: str | Path) -> list[Path]:
     if not target.parent.is_dir():
         return removed
     host = socket.gethostname()
+    live = False
     for stale in target.parent.glob(f".{target.name}{TMP_DIR_TAG}*"):
         tag = stale.name[len(f".{target.name}{TMP_DIR_TAG}"):]
         stale_host, _, pid = tag.rpartition("-")[0].rpartition("-")  # HOST-PID-random
         if stale_host != host or not pid.isdigit() or _pid_alive(int(pid)) or not stale.is_dir():
+            live = True  # a build in progress (here or elsewhere): its swap may be between renames
             continue
         shutil.rmtree(stale, ignore_errors=True)
         removed.append(stale)
     backup = target.with_name(f".{target.name}.old")
-    if backup.is_dir():
+    if backup.is_dir() and not live:
         if target.exists():
             shutil.rmtree(backup)
         else:

@@ -146,8 +146,11 @@ def stop(state_dir: Path | None = None, timeout: float = 15.0) -> Lab | None:
 
 
 def start(port: int | None = None, gpu: int | None = None, root: Path | None = None,
-          state_dir: Path | None = None, timeout: float = 90.0) -> Lab:
-    """Start JupyterLab in the background and return once its API answers."""
+          state_dir: Path | None = None, timeout: float = 90.0, expose_app: bool = False) -> Lab:
+    """Start JupyterLab in the background and return once its API answers.
+
+    `expose_app` sets `window.jupyterapp` in the page (the browser test drives Lab's
+    commands through it)."""
     from workbench.io import atomic_write_text
     from workbench.notebooks import REPO_ROOT, kernel_environment
 
@@ -158,12 +161,18 @@ def start(port: int | None = None, gpu: int | None = None, root: Path | None = N
     root = Path(root or REPO_ROOT).resolve()
     port = port or free_port()
     token = secrets.token_hex(24)
+    # Kernels talk to the server over IPC sockets (files in the runtime directory), not TCP:
+    # ipykernel warns that TCP without CurveZMQ keys is unencrypted.
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={HOST}", f"--port={port}",
-           "--port-retries=0", f"--ServerApp.root_dir={root}", "--ServerApp.allow_remote_access=False"]
+           "--port-retries=0", f"--ServerApp.root_dir={root}", "--ServerApp.allow_remote_access=False",
+           "--KernelManager.transport=ipc"]
+    if expose_app:
+        cmd.append("--LabApp.expose_app_in_browser=True")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI run as root; loopback + token still apply
     with kernel_environment():
         env = dict(os.environ, JUPYTER_TOKEN=token)
+    env.pop("WORKBENCH_HEADLESS", None)  # a live frontend: interactive figures when ipympl is there
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     with open(state_dir / LOG_FILE, "wb") as log:

@@ -69,6 +69,35 @@ def write_audio(waveform: torch.Tensor, path: Path, sampling_rate: int) -> Path:
     return path
 
 
+#: Sampling rates a browser's <audio> element decodes (Chromium refuses a 16 Hz wav:
+#: DEMUXER_ERROR_NO_SUPPORTED_STREAMS); outside them a listening preview is resampled to PREVIEW_RATE.
+PLAYABLE_RATES = (8000, 192000)
+PREVIEW_RATE = 16000  # every browser decodes it; 3x smaller embedded in reports than 44.1 kHz
+
+
+def preview_rate(sampling_rate: int) -> int:
+    """The rate a listening preview is written at: the model's own when a browser plays it."""
+    lo, hi = PLAYABLE_RATES
+    return int(sampling_rate) if lo <= sampling_rate <= hi else PREVIEW_RATE
+
+
+def resample(waveform: torch.Tensor, sampling_rate: int, rate: int) -> torch.Tensor:
+    """[C,T] -> [C,T'] at `rate`, same duration (linear interpolation: for listening only)."""
+    wave = waveform.detach().cpu().float()
+    if rate == sampling_rate:
+        return wave
+    length = max(1, round(wave.shape[-1] * rate / sampling_rate))
+    return torch.nn.functional.interpolate(wave[None], size=length, mode="linear", align_corners=True)[0]
+
+
+def write_preview_audio(waveform: torch.Tensor, path: Path, sampling_rate: int) -> Path:
+    """A wav a browser plays: the waveform resampled to `preview_rate(sampling_rate)`.
+
+    For listening only: parity and goldens compare the tensors, never this file."""
+    rate = preview_rate(sampling_rate)
+    return write_audio(resample(waveform, sampling_rate, rate), path, rate)
+
+
 def mux(video: Path, audio: Path, path: Path) -> Path:
     """One mp4 with `video`'s stream copied and `audio` encoded as AAC (imageio-ffmpeg's ffmpeg)."""
     import subprocess

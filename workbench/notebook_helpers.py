@@ -35,6 +35,51 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+#: Library warnings the notebooks are known to trigger, each harmless here (message regex, category, why).
+KNOWN_WARNINGS = (
+    (r"Should have \w+[<>]=\w+ but got", UserWarning,
+     "torchsde's Brownian interval when the solver queries a step boundary a float ulp outside it (Stable Audio)"),
+    (r".*torch\.nn\.utils\.weight_norm.* is deprecated", FutureWarning,
+     "diffusers' Oobleck VAE / vocoders still call the old weight_norm"),
+    (r".*weight_norm.*deprecated", UserWarning, "the same deprecation, as some torch builds raise it"),
+)
+HEADLESS_ENV = "WORKBENCH_HEADLESS"  # set by `workbench run` / bless / the test kernels: no live frontend
+
+
+def filter_known_warnings() -> None:
+    """Silence the library warnings in KNOWN_WARNINGS (they showed as pink stderr blocks)."""
+    import warnings
+
+    for message, category, _why in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+def figure_backend() -> str:
+    """'widget' (ipympl: zoomable figures) in a live JupyterLab when ipympl is installed,
+    else 'inline' (static PNGs: headless runs, nbval, the HTML renderings)."""
+    import importlib.util
+    import os
+
+    if os.environ.get(HEADLESS_ENV) or importlib.util.find_spec("ipympl") is None:
+        return "inline"
+    return "widget"
+
+
+def setup_notebook() -> str:
+    """First call of every notebook: known warnings filtered, the figure backend chosen
+    (`figure_backend`). Prints nothing (nbval compares the cell)."""
+    filter_known_warnings()
+    backend = figure_backend()
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with ipykernel
+        return backend
+    shell = get_ipython()
+    if shell is not None and backend == "widget":
+        shell.run_line_magic("matplotlib", "widget")
+    return backend
+
+
 def print_parameters(**values: Any) -> None:
     """The notebook's parameters as it runs them (after papermill's injection)."""
     width = max(len(k) for k in values)
@@ -207,6 +252,7 @@ class Sample:
     media: dict[str, torch.Tensor]
     device: str
     paths: list[Path] = field(default_factory=list)
+    previews: dict[Path, Path] = field(default_factory=dict)  # written file -> its browser-playable preview
 
     @property
     def fps(self) -> int | None:
@@ -232,14 +278,21 @@ def generate_sample(family_name: str, preset: str | None = None, device: str = "
 
 
 def write_sample(sample: Sample, out_dir: str | Path, stem: str = "sample") -> list[Path]:
-    """The sample as an mp4 and/or a wav under `out_dir` (relative to the working directory)."""
-    from workbench.media import write_audio, write_video
+    """The sample as an mp4 and/or a wav under `out_dir` (relative to the working directory).
+
+    A wav at a rate browsers refuse (the tiny Stable Audio VAE's 16 Hz) also gets a
+    `<stem>.preview.wav` resampled for listening; the players use it."""
+    from workbench.media import preview_rate, write_audio, write_preview_audio, write_video
 
     out_dir = Path(out_dir)
     if "frames" in sample.media:
         sample.paths.append(write_video(sample.media["frames"], out_dir / f"{stem}.mp4", sample.fps))
     if "waveform" in sample.media:
-        sample.paths.append(write_audio(sample.media["waveform"], out_dir / f"{stem}.wav", sample.sampling_rate))
+        wav = write_audio(sample.media["waveform"], out_dir / f"{stem}.wav", sample.sampling_rate)
+        sample.paths.append(wav)
+        if preview_rate(sample.sampling_rate) != sample.sampling_rate:
+            sample.previews[wav] = write_preview_audio(sample.media["waveform"], out_dir / f"{stem}.preview.wav",
+                                                       sample.sampling_rate)
     return sample.paths
 
 
@@ -264,6 +317,8 @@ def print_sample(sample: Sample) -> None:
             raise WorkbenchError(f"{sample.family}: {name} has NaN or Inf values")
     for path in sample.paths:
         print(f"wrote       : {path.as_posix()}")
+        if path in sample.previews:
+            print(f"preview     : {sample.previews[path].as_posix()} (resampled for listening)")
 
 
 def print_performance(sample: Sample) -> None:
@@ -284,7 +339,7 @@ def show_sample(sample: Sample):
         if path.suffix == ".mp4":
             players.append(Video(str(path), embed=True, width=256, html_attributes="controls loop"))
         elif path.suffix == ".wav":
-            players.append(Audio(filename=str(path)))
+            players.append(Audio(filename=str(sample.previews.get(path, path))))
     return players
 
 
@@ -537,37 +592,71 @@ def slider_specs(family_name: str, preset: str | None = None, device: str = "cpu
     return specs
 
 
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (for static snapshots next to live widgets)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def snapshot_box(children, snapshot: bytes | None = None):
+    """A VBox whose display also carries a static PNG `snapshot` (image/png beside the
+    widget view in one bundle): JupyterLab renders the live widget; an executed notebook
+    opened without a kernel, its nbconvert HTML and the blessed copy (the bundle survives
+    `workbench.notebooks.normalize`) show the snapshot instead of `VBox(children=...`."""
+    import base64
+
+    import ipywidgets as widgets
+
+    class SnapshotBox(widgets.VBox):
+        def _repr_mimebundle_(self, **kwargs):
+            data = super()._repr_mimebundle_(**kwargs)
+            if self.snapshot is not None:
+                data["image/png"] = base64.b64encode(self.snapshot).decode("ascii")
+                data["text/plain"] = "(static snapshot of the widget; run the cell in JupyterLab to use it)"
+            return data
+
+    box = SnapshotBox(list(children))
+    box.snapshot = snapshot
+    return box
+
+
 def tuning_widget(family_name: str, preset: str | None = None, device: str = "cpu",
                   request: Mapping[str, Any] | None = None):
-    """Sliders with a live preview (regenerates when a slider is released).
+    """Sliders with a live preview (regenerates when a slider is released); its display
+    carries a PNG snapshot of the latest preview for headless runs (`snapshot_box`).
 
     Generation runs outside the preview's Output capture and only the finished figure and
     statistics go into it: library output printed by a run inside the capture stalled
     headless kernels (ltx2, then wan_i2v under papermill) on a loaded machine."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import clear_output, display
+    from IPython.display import Image, clear_output, display
 
     sliders = {}
     for name, (lo, hi, step, value) in slider_specs(family_name, preset, device, request).items():
         cls = widgets.IntSlider if isinstance(value, int) else widgets.FloatSlider
         sliders[name] = cls(min=lo, max=hi, step=step, value=value, description=name, continuous_update=False)
     out = widgets.Output()
+    box = snapshot_box([*sliders.values(), out])
 
     def preview(_change=None):
         values = {name: slider.value for name, slider in sliders.items()}
         sample = generate_sample(family_name, preset, device, request_from(**values))
         fig = plot_sample(sample, title=", ".join(f"{k}={v}" for k, v in values.items()))
-        plt.close(fig)  # shown once, through the Output widget
+        box.snapshot = figure_png(fig)
+        plt.close(fig)  # shown once, as a PNG: the same with the inline and the ipympl backend
         with out:
             clear_output(wait=True)
-            display(fig)
+            display(Image(data=box.snapshot))
             print_sample(sample)
 
     for slider in sliders.values():
         slider.observe(preview, names="value")
     preview()
-    return widgets.VBox([*sliders.values(), out])
+    return box
 
 
 # ---- 04 parity / 05 trace ----------------------------------------------------------------
@@ -585,10 +674,12 @@ def plot_parity_media(parity):
 def save_parity(parity, out_dir: str | Path) -> list[Path]:
     """The verdict JSON and the self-contained HTML report, under `out_dir`."""
     from workbench.parity.report import write_report
+    from workbench.players import model_sampling_rate
 
     stem = Path(out_dir) / f"{parity.verdict.family}_parity"
     paths = [parity.verdict.to_json(f"{stem}_verdict.json"),
-             write_report(parity.verdict, parity.reference, parity.native, f"{stem}_report.html")]
+             write_report(parity.verdict, parity.reference, parity.native, f"{stem}_report.html",
+                          sampling_rate=model_sampling_rate(getattr(parity, "model_dir", None)))]
     for path in paths:
         print(f"wrote {Path(path).as_posix()}")
     return paths

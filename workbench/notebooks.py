@@ -4,15 +4,21 @@ Each executed notebook is written next to a `<name>.run.json` stamp whose finger
 covers the notebook source, its parameters, the workbench sources and the library
 versions; a notebook whose stamp matches is skipped unless forced. A failing notebook is
 recorded with its failing cell and the remaining notebooks still run. The run directory
-gets a `summary.txt` and an `index.html` that links the executed notebooks and the files
-they wrote.
+gets a `summary.txt` and an `index.html`: per notebook its status, the verdict and first
+divergence it printed, key parameters, date, commit, a thumbnail of its last figure and a
+link to an HTML rendering (`annotate`), then the files the notebooks wrote.
+
+Kernels run over IPC sockets and are not interrupted at shutdown (`_kernel_manager_class`):
+no TCP-without-encryption warning, no "KeyboardInterrupt caught in kernel" for a notebook
+that passed.
 
 Each (family, notebook) is one task for an executor (workbench/executors.py): threads in
 this process by default, or one Ray task each. The kernel is the `python3` kernel spec,
 started in the run directory (the notebooks' relative `out_dir` lands
 there). It inherits the environment of the process that starts it, so
-`kernel_environment()` puts this checkout on PYTHONPATH and drops MPLBACKEND (a
-non-inline backend such as agg strips the figures from the outputs).
+`kernel_environment()` puts this checkout on PYTHONPATH, drops MPLBACKEND (a
+non-inline backend such as agg strips the figures from the outputs) and sets
+WORKBENCH_HEADLESS (static figures: `notebook_helpers.figure_backend`).
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ import json
 import os
 import sys
 import threading
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from queue import Empty
 from typing import Any, Iterator, Mapping, Sequence
@@ -137,6 +145,7 @@ def kernel_environment() -> Iterator[None]:
             paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
             os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in paths if p != str(REPO_ROOT)])
             os.environ.pop("MPLBACKEND", None)
+            os.environ["WORKBENCH_HEADLESS"] = "1"  # notebook_helpers.figure_backend: static figures
         _environment_users += 1
     try:
         yield
@@ -157,6 +166,46 @@ def check_kernel() -> None:
     except NoSuchKernel:
         raise WorkbenchError(f"no Jupyter kernel named {KERNEL!r}; register this environment's with "
                              f"`{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL}`") from None
+
+
+def _kernel_manager_class():
+    """nbclient's kernel manager: `sliced_poll_kernel_manager()`'s, made quiet: IPC
+    transport (ipykernel warns that TCP without CurveZMQ keys is unencrypted), sockets under
+    a private temporary directory, and no SIGINT at shutdown (jupyter_client interrupts
+    before the shutdown request, and a kernel idle in its event loop logs "KeyboardInterrupt
+    caught in kernel" for a notebook that passed)."""
+    global _QuietKernelManager
+    if _QuietKernelManager is None:
+        import tempfile
+        import uuid
+
+        from traitlets import Unicode, default
+
+        class QuietKernelManager(sliced_poll_kernel_manager()):
+            transport = Unicode("ipc")
+
+            @default("ip")
+            def _ip_default(self):
+                directory = Path(tempfile.mkdtemp(prefix="wb-kernel-"))
+                return str(directory / f"kernel-{uuid.uuid4().hex[:8]}")
+
+            async def _async_interrupt_kernel(self):
+                if self.shutting_down:
+                    return
+                await super()._async_interrupt_kernel()
+
+            async def _async_cleanup_resources(self, restart: bool = False):
+                await super()._async_cleanup_resources(restart=restart)
+                if not restart:
+                    import shutil
+
+                    shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+        _QuietKernelManager = QuietKernelManager
+    return _QuietKernelManager
+
+
+_QuietKernelManager = None
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -225,7 +274,7 @@ def execute(path: Path, output: Path, parameters: Mapping[str, Any], cwd: Path) 
             papermill.execute_notebook(str(path), str(tmp), parameters=dict(parameters), kernel_name=KERNEL,
                                        progress_bar=False, log_output=False,
                                        resources={"metadata": {"path": str(cwd)}},
-                                       kernel_manager_class=sliced_poll_kernel_manager())
+                                       kernel_manager_class=_kernel_manager_class())
         except Exception as exc:  # the notebook's error, or papermill's (kernel died, bad parameters)
             if not tmp.stat().st_size:
                 tmp.write_bytes(path.read_bytes())
@@ -240,19 +289,123 @@ def _read_stamp(stamp: Path) -> dict[str, Any]:
         return {}
 
 
+_VERDICT_LINE = re.compile(r"^verdict: (PASS|FAIL)\b", re.M)
+_DIVERGENCE = re.compile(r"\bfirst divergence(?: at|:) ([^:\n]+)")
+_ANNOTATIONS = ("verdict", "first_divergence", "key_parameters", "date", "commit", "thumbnail", "html")
+
+
+@lru_cache(maxsize=1)
+def checkout_commit() -> str:
+    """This checkout's short commit, "-dirty" when it has uncommitted changes ("" outside git)."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=30)
+
+    head = git("rev-parse", "--short=10", "HEAD")
+    if head.returncode != 0:
+        return ""
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def _output_texts(nb) -> list[str]:
+    texts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                texts.append(output.get("text", ""))
+            elif output.get("output_type") == "error":
+                texts.append(f"{output.get('ename')}: {output.get('evalue', '')}")
+            else:
+                texts.append(output.get("data", {}).get("text/plain", ""))
+    return texts
+
+
+def notebook_key_parameters(path: Path, nb) -> dict[str, Any]:
+    """The parameters the notebook ran with (declared defaults, then injected), less the
+    family, paths and unset (None) values."""
+    values: dict[str, Any] = {}
+    for name, text in declared_parameters(path).items():
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[name] = text
+    values.update(nb.metadata.get("papermill", {}).get("parameters", {}))
+    return {k: v for k, v in values.items() if v is not None and k not in ("family", "out_dir", "store")}
+
+
+def render_html(nb, path: Path) -> Path:
+    """The executed notebook as a self-contained HTML page (nbconvert, images inline).
+
+    The widget state is left out of the rendering: with it nbconvert draws widgets through
+    a script from a CDN; without it each widget output shows its static snapshot."""
+    import copy
+
+    from nbconvert import HTMLExporter
+
+    from workbench.io import atomic_write_text
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    return atomic_write_text(path, body)
+
+
+def annotate(result: RunResult, path: Path, out: Path) -> RunResult:
+    """What the run index shows of an executed notebook: its verdict and first divergence
+    (from what it printed), key parameters, date, commit, a thumbnail of its last figure and
+    an HTML rendering. A notebook that cannot be read keeps only its status."""
+    import base64
+    from datetime import datetime, timezone
+
+    import nbformat
+
+    from workbench.run_report import THUMB_SUFFIX
+
+    result.date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    result.commit = checkout_commit()
+    try:
+        nb = nbformat.read(result.output, as_version=4)
+    except (OSError, ValueError) as exc:  # nbformat raises ValueError subclasses for bad JSON
+        result.detail = result.detail or f"executed notebook unreadable: {exc}"
+        return result
+    result.key_parameters = notebook_key_parameters(path, nb)
+    text = "\n".join(_output_texts(nb))
+    verdicts = _VERDICT_LINE.findall(text)
+    result.verdict = verdicts[-1] if verdicts else ""
+    divergence = [d.strip() for d in _DIVERGENCE.findall(text) if d.strip() != "none"]
+    result.first_divergence = divergence[0] if divergence else ""
+    pngs = [o["data"]["image/png"] for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    if pngs:
+        from workbench.io import atomic_path
+
+        result.thumbnail = out / f"{path.stem}{THUMB_SUFFIX}"
+        with atomic_path(result.thumbnail) as tmp:
+            tmp.write_bytes(base64.b64decode(pngs[-1]))
+    result.html = render_html(nb, out / f"{path.stem}.html")
+    return result
+
+
 def run_notebook(family: str, path: Path, parameters: Mapping[str, Any], out: Path, force: bool) -> RunResult:
-    """One notebook: skipped when its stamp is current, else executed and stamped."""
+    """One notebook: skipped when its stamp is current (the index keeps what the stamp
+    recorded of it), else executed, annotated for the index and stamped."""
     from workbench.io import atomic_write_text
 
     output, stamp = out / path.name, out / f"{path.stem}{STAMP_SUFFIX}"
     key = fingerprint(path, parameters)
     previous = _read_stamp(stamp)
     if not force and output.is_file() and previous.get("fingerprint") == key and previous.get("status") == "ok":
-        return RunResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)")
+        kept = {k: previous[k] for k in _ANNOTATIONS if previous.get(k) is not None}
+        for name in ("thumbnail", "html"):
+            if name in kept:
+                kept[name] = Path(kept[name])
+        return RunResult(family, path.stem, "skipped", None, output, "up to date (--force reruns it)", **kept)
     start = time.perf_counter()
     failure = execute(path, output, parameters, cwd=out)
     result = RunResult(family, path.stem, "failed" if failure else "ok", time.perf_counter() - start,
                        output, failure)
+    annotate(result, path, out)
     atomic_write_text(stamp, json.dumps({"fingerprint": key, "parameters": dict(parameters),
                                          **{k: v for k, v in asdict(result).items() if k != "output"}},
                                         indent=1, default=str) + "\n")

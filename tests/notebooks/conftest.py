@@ -19,6 +19,7 @@ def kernel_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env.pop("MPLBACKEND", None)
+    env["WORKBENCH_HEADLESS"] = "1"  # static figures (notebook_helpers.figure_backend)
     return env
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import matplotlib
@@ -110,7 +111,9 @@ def test_sample_generation_writes_media_and_prints_fixed_digits(tmp_path, capsys
     assert type(nb.show_sample(sample)[0]).__name__ == "Video"
     nb.print_performance(sample)
     assert "peak memory : n/a (CPU)" in capsys.readouterr().out
-    assert nb.plot_sample(sample).get_size_inches().tolist() == [14.4, 2.4]
+    strip = nb.plot_sample(sample)
+    assert [ax.get_title() for ax in strip.axes] == [f"frame {i}" for i in range(9)]  # every frame
+    assert strip.get_size_inches().tolist() == pytest.approx([9 * 1.3, 1.3 + 0.25])  # sized to the thumbnails
     assert len(nb.plot_stage_timings(sample).axes) == 1
 
 
@@ -129,6 +132,9 @@ def test_tuning_sliders_start_at_the_request_and_include_shift_when_the_schedule
     assert specs == {"steps": (1, 8, 1, 2), "guidance": (0.0, 10.0, 0.5, 5.0), "shift": (0.5, 8.0, 0.5, 3.0),
                      "seed": (0, 1000, 1, 5)}
     widget = nb.tuning_widget("wan_t2v", request={"num_inference_steps": 1})
+    bundle = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live widget in JupyterLab...
+    assert base64.b64decode(bundle["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"  # ...and its static snapshot
     *sliders, _preview = widget.children
     assert [c.description for c in sliders] == ["steps", "guidance", "shift", "seed"]
     # Outside a kernel the Output widget passes its display through to stdout.
@@ -140,12 +146,15 @@ def test_tuning_sliders_start_at_the_request_and_include_shift_when_the_schedule
 
 
 def test_media_figures_cover_frames_waveforms_and_joint_media():
-    assert frame_indices(9, 8) == [0, 1, 2, 3, 5, 6, 7, 8] and frame_indices(3, 8) == [0, 1, 2]
-    frames, wave = torch.rand(9, 16, 16, 3), torch.randn(2, 800)
-    assert len(plot_media({"frames": frames}).axes) == 8
-    assert len(plot_media({"waveform": wave}, sampling_rate=16000).axes) == 1
+    assert frame_indices(9) == list(range(9)) and frame_indices(9, 5) == [0, 2, 4, 6, 8]
+    frames, wave = torch.rand(13, 16, 16, 3), torch.randn(2, 800)
+    strip = plot_media({"frames": frames})
+    assert len(strip.axes) == 13 and strip.get_size_inches().tolist() == pytest.approx([9 * 1.3, 2 * 1.55])  # wraps
+    audio = plot_media({"waveform": wave}, sampling_rate=16000)
+    assert len(audio.axes) == 1 and audio.axes[0].get_xlabel() == "time (s)"
+    assert audio.axes[0].get_legend().get_bbox_to_anchor().x0 > audio.axes[0].get_window_extent().x1 - 1
     joint = plot_media({"frames": frames, "waveform": wave}, sampling_rate=16000)
-    assert len(joint.axes) == 9 and joint.get_size_inches().tolist() == [14.4, 4.8]
+    assert len(joint.axes) == 14 and joint.get_size_inches().tolist() == pytest.approx([9 * 1.3, 2 * 1.55 + 2.2])
     assert len(plot_stage_timings({"A": 0.1, "B": 0.2}).axes) == 1
     assert len(plot_sweep([[{"waveform": wave}, {"frames": frames}]], ["r"], ["a", "b"], 16000).axes) == 2
 

@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Calls whose output depends on the machine or the clock (timing, widgets, embedded media).
 MACHINE_DEPENDENT = ("tuning_widget", "show_sample", "print_performance", "plot_stage_timings",
                      "measure_performance", "format_newest", "plot_history", "format_ratios", "plot_latency_ratios",
-                     "format_breakdown", "plot_breakdown")
+                     "format_breakdown", "plot_breakdown", "run_with_progress", "parity_panel", "show_players")
 IGNORE_TAG = "nbval-ignore-output"
 
 
@@ -80,3 +80,18 @@ def test_figures_end_with_show_and_only_machine_dependent_cells_are_ignored(path
             assert cell.source.rstrip().endswith("plt.show()"), cell.source
         machine_dependent = any(f"{name}(" in cell.source for name in MACHINE_DEPENDENT)
         assert (IGNORE_TAG in _tags(cell)) == machine_dependent, cell.source
+
+
+def test_parity_notebook_takes_a_model_dir_and_shows_the_panel_and_players():
+    path = REPO / "notebooks" / "04_parity.ipynb"
+    params = papermill.inspect_notebook(str(path))
+    assert params["model_dir"]["default"] == "None" and params["model_dir"]["inferred_type_name"] == "Optional[str]"
+    sources = [c.source for c in _code_cells(nbformat.read(path, as_version=4))]
+    assert any("run_with_progress(family, preset, mode, device, model_dir," in s for s in sources)
+    assert any(s.startswith("parity_panel.parity_panel(") for s in sources)
+    assert any("show_players(parity)" in s for s in sources) and any("plot_schedules(" in s for s in sources)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_sets_up_warnings_and_the_figure_backend_first(path):
+    assert "nb.setup_notebook()" in _code_cells(nbformat.read(path, as_version=4))[1].source

@@ -68,7 +68,7 @@ def test_unknown_modules_are_refused(tmp_path):
 
 def test_parity_cells_save_plot_and_fail_loudly(tmp_path, capsys):
     parity = run_parity("wan_t2v", request={"num_inference_steps": 2})
-    assert len(nb.plot_parity_media(parity).axes) == 12  # 4 frames x reference | native | diff
+    assert len(nb.plot_parity_media(parity).axes) == 9 * 3 + 1  # every frame x reference | native | diff, colourbar
     paths = nb.save_parity(parity, tmp_path)
     assert [p.name for p in paths] == ["wan_t2v_parity_verdict.json", "wan_t2v_parity_report.html"]
     nb.require_pass(parity.verdict)

@@ -24,26 +24,40 @@ def test_all_plots_render(capture_pair):
     """Each family draws its media; the rest is drawn once, where it is most demanding."""
     family, ref, nat = capture_pair
     if family == "video":
-        heat = _render(plots.plot_latent_heatmaps(ref, nat, "latents_step_001", channels=(0, 3)))
+        heat = _render(plots.plot_latent_heatmaps(ref, nat, "latents_step_001", channels=(0, 3), frame=2))
         assert len(heat.axes) == 2 * (3 + 3)  # two channels: three panels and three colorbars each
-        frames = _render(plots.plot_frames(ref, nat, max_frames=3, amplify=20))
+        assert heat.axes[0].get_title() == "reference c0 f2"
+        with pytest.raises(ParityError, match=r"channel/frame \[16\] out of range"):
+            plots.plot_latent_heatmaps(ref, nat, "latents_step_001", channels=(16,))
+        frames = _render(plots.plot_frames(ref, nat))
         titles = [ax.get_title() for ax in frames.axes]
-        assert sum("PSNR" in t and "SSIM" in t for t in titles) == 3
+        assert [t for t in titles if t.startswith("frame ")] == [f"frame {i}" for i in range(9)]  # every frame
+        assert sum("PSNR" in t and "SSIM" in t for t in titles) == 9
+        assert frames.axes[-1].get_ylabel() == "|diff|"  # the normalised diff's colourbar
+        width, height = frames.get_size_inches()
+        assert width * 100 < 9 * 1.5 * 100 + 200 and height < 6  # sized to nine 32x32 thumbnails
+        one = _render(plots.plot_frames(ref, nat, frames=[4]))
+        assert [ax.get_title() for ax in one.axes][0] == "frame 4" and len(one.axes) == 3 + 1
+        with pytest.raises(ParityError, match=r"frames \[9\] out of range \(0..8\)"):
+            plots.plot_frames(ref, nat, frames=[9])
+        sched = _render(plots.plot_schedules(ref, nat, {"sigmas"}))
+        assert [ax.get_title() for ax in sched.axes[:2]] == ["timesteps", "sigmas  (out of tolerance)"]
+        assert {line.get_label() for line in sched.axes[1].lines} >= {"reference", "native"}
     if family == "audio":
         heat = _render(plots.plot_latent_heatmaps(ref, nat, "final_latents"))
         assert len(heat.axes) == 3 + 3  # a [B, C, T] latent is one matrix
-        wave = _render(plots.plot_waveforms(ref, nat))
-        assert len(wave.axes) == 2 + 1 + 3  # two channels, difference, three spectrograms
+        wave = _render(plots.plot_waveforms(ref, nat, sampling_rate=16))
+        assert len(wave.axes) == 2 + 1 + 3 + 3  # two channels, difference, three spectrograms and their colourbars
+        assert wave.axes[2].get_xlabel() == "time (s)" and wave.axes[3].get_ylabel() == "frequency bin"
+        assert sum(ax.get_ylabel() == "dB" for ax in wave.axes) == 3
     if family == "joint":
         verdict = compare_captures(ref, nat, mode="fast")
         diffs = _render(plots.plot_latent_diffs(verdict))
         assert {line.get_label() for line in diffs.axes[0].lines} >= {"main max abs diff", "audio max abs diff"}
-        table = _render(plots.plot_stage_table(verdict))
-        cells = table.axes[0].tables[0].get_celld()
-        assert len(cells) == 5 * (len(verdict.checkpoints) + 1)
-        assert {"audio_final_latents", "waveform", "pass"} <= {c.get_text().get_text() for c in cells.values()}
+        legend = diffs.axes[0].get_legend()
+        assert legend.get_bbox_to_anchor().x0 > diffs.axes[0].get_window_extent().x1 - 1  # off the data
         joint = _render(plots.plot_joint(ref, nat, max_frames=2))
-        assert len(joint.axes) == 2 * 3 + 2 + 1 + 3  # frame grid, then the waveform panels
+        assert len(joint.axes) == 2 * 3 + 1 + 2 + 1 + 3 + 3  # frame grid + colourbar, then the waveform panels
 
 
 def test_exact_match_is_drawn_on_the_floor_and_failures_are_marked():

@@ -86,6 +86,20 @@ def test_regression_refuses_goldens_from_another_builder(monkeypatch):
         regress("wan_t2v", "tiny-ci", native)
 
 
+def test_an_edited_builder_that_builds_the_same_files_needs_no_rebless(monkeypatch, wan_dir, wan_copy):
+    """The build's files decide: the blessed bytes pass under any builder source; other bytes
+    from another builder are refused naming the re-bless."""
+    native, _ = load_golden("wan_t2v", "tiny-ci")
+    monkeypatch.setattr("workbench.references.builder_fingerprint", lambda family: "0123456789ab")
+    assert regress("wan_t2v", "tiny-ci", native, model_dir=wan_dir).passed
+    path = wan_copy / "converted" / "transformer" / "diffusion_pytorch_model.safetensors"
+    state = load_file(str(path))
+    state["proj_out.weight"] = state["proj_out.weight"] * (1 + 1e-4)
+    save_file(state, str(path))
+    with pytest.raises(Exception, match=r"this checkout builds 0123456789ab: re-bless .* differs from the blessed one"):
+        regress("wan_t2v", "tiny-ci", native, model_dir=wan_copy)
+
+
 def test_regression_names_a_different_numeric_environment_plainly():
     here = describe()
     intel = dict(here, cpu_capability="AVX2", cpu_vendor="GenuineIntel", cpu_model="Intel Xeon",

@@ -156,7 +156,9 @@ def test_the_committed_wan_t2v_gpu_records_are_found_and_other_families_have_non
         assert pairs[0][1] is None and pairs[0][0].variant_id.startswith("diffusers")  # each run: official first
         assert all(ref is not None and ref.variant_id.startswith("diffusers")
                    for r, ref in pairs if r.variant_id.startswith("native"))
-        assert all(r.gpu_type != "cpu" and r.dit_s is not None for r in bench.records)
+        assert all(r.gpu_type != "cpu" for r in bench.records)
+        # every side has a DiT time, except files of end-to-end-only runs (the 50-step ones)
+        assert all(r.dit_s is not None for r in bench.records) or "steps_records" in bench.path.name
     assert committed_benchmarks("stable_audio") == []
 
 

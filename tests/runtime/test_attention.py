@@ -130,3 +130,21 @@ def test_custom_op_matches_sdpa_and_passes_opcheck():
     out = attn._attention_op(q, k, v)
     assert out.shape == q.shape and torch.equal(out, attn._sdpa(q, k, v).contiguous())
     torch.library.opcheck(attn._attention_op, (q, k, v))
+
+
+def test_fa4_runs_only_on_long_key_sequences(monkeypatch):
+    """With FA4 selected, self-attention (long keys) goes to FA4, cross-attention (short keys) to SDPA."""
+    calls = []
+    attn._selected[("cpu", BF16)] = attn.Selection("fa4", "test")
+
+    def fake_kernel(q, k, v):
+        calls.append(k.shape[1])
+        return attn._sdpa(q, k, v)
+
+    attn._kernels["fa4"] = fake_kernel
+    q = torch.randn(1, 8, 1, 16, dtype=BF16)
+    short = torch.randn(1, attn.FA4_MIN_KV_TOKENS - 1, 1, 16, dtype=BF16)
+    long = torch.randn(1, attn.FA4_MIN_KV_TOKENS, 1, 16, dtype=BF16)
+    attn._run(q, short, short)
+    attn._run(q, long, long)
+    assert calls == [attn.FA4_MIN_KV_TOKENS]

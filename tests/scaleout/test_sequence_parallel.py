@@ -41,3 +41,16 @@ def test_an_sp_case_on_ray_runs_its_ranks_on_one_node_and_equals_the_local_run(r
     assert refused.status == "failed" and "need {'CPU': 4} on one node" in refused.detail
     assert not ray_instance.util.placement_group_table() or all(
         g["state"] == "REMOVED" for g in ray_instance.util.placement_group_table().values())
+
+
+def test_a_failing_rank_stops_the_others_and_is_named(monkeypatch):
+    import pytest
+
+    from workbench.api import sequence_parallel
+    from workbench.errors import WorkbenchError
+
+    monkeypatch.setattr(sequence_parallel, "GRACE_S", 2.0)
+    with pytest.raises(WorkbenchError, match=r"--sp 2: rank 1 exited with code 2: workbench rank_1_fails: error: "
+                                             r"planted failure") as exc:
+        sequence_parallel.launch_call("tests.scaleout.sp_faults:rank_1_fails", {"message": "planted failure"}, 2)
+    assert "\n" not in str(exc.value)

@@ -38,6 +38,8 @@ TIMEOUT_VAR = "WORKBENCH_SP_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 600
 NCCL_SAFE_ENV = {"NCCL_NVLS_ENABLE": "0"}  # device README: NVLink multicast stays off
 SUPPORTED = "wan_t2v, wan22_t2v"
+RANK_CRASHED = 3  # exit code of a rank that raised something else than a WorkbenchError
+GRACE_S = 10.0  # after a rank fails, how long the others get before they are stopped
 
 
 def in_rank() -> bool:
@@ -185,14 +187,15 @@ def launch_entry(entry: list[str], sp: int) -> int:
                 [sys.executable, "-m", "workbench.api.sequence_parallel", *entry],
                 env=rank_environment(rank, sp, port), stdout=None if rank == 0 else subprocess.DEVNULL,
                 stderr=None if rank == 0 else err))
-        failed = _wait(procs)
-        rc0 = procs[0].returncode
-        if failed is None:
-            return 0
-        if rc0 is not None and rc0 > 0:
-            return rc0  # rank 0 failed and said why (its stderr is this terminal's)
-        line = _last_line(errs[failed]) if failed else ""
-        raise WorkbenchError(f"--sp {sp}: rank {failed} exited with code {procs[failed].returncode}"
+        failed = _wait(procs, GRACE_S)
+        codes = [p.returncode for p in procs]
+        if failed is None or (codes[0] in (1, 2) and not any(codes[1:])) or codes[0] == 2:
+            return codes[0]  # 0, a failed verdict (1), or bad input rank 0 explained on this stderr (2)
+        # the rank that says why (a WorkbenchError: 2), else the first other rank that failed
+        culprit = next((r for r, c in enumerate(codes) if c == 2),
+                       next((r for r, c in enumerate(codes) if r and c), failed))
+        line = _last_line(errs[culprit]) if culprit else "see rank 0's error above"
+        raise WorkbenchError(f"--sp {sp}: rank {culprit} exited with code {codes[culprit]}"
                              + (f": {line}" if line else ""))
     finally:
         for p in procs:
@@ -260,6 +263,11 @@ def _rank_main(argv: list[str]) -> int:
             raise
         print(f"workbench {name}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception:  # a crash (often: another rank went away mid-collective), not a verdict
+        import traceback
+
+        traceback.print_exc()
+        return RANK_CRASHED
     finally:
         finish_rank()
 

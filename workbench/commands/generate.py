@@ -18,8 +18,11 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from workbench.api.generate import generate
+    from workbench import registry
+    from workbench.api.generate import check_outputs, generate
 
+    # before any rank starts or any model loads: a result is never computed only to be lost
+    check_outputs(registry.get_family(args.family), args.out, args.frames_dir, args.paired)
     if getattr(args, "sp", 1) != 1:
         return run_sequence_parallel("generate", args, _run_sp_rank)
     result = generate(args.family, preset=args.preset, request=request_from_args(args), device=args.device,

@@ -97,6 +97,7 @@ def _shard(x: torch.Tensor, state: _State, dim: int = 1, pad_value: float = 0.0)
     return x.narrow(dim, state.rank * local, local)
 
 
+@torch.compiler.disable  # collectives stay eager when the blocks are compiled (one graph break per attention)
 def ulysses_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: _State) -> torch.Tensor:
     """Self-attention over a token-sharded sequence: q, k, v [B, S/N, H, D] -> [B, S/N, H, D]."""
     world = state.world

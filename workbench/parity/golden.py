@@ -85,10 +85,13 @@ def regress(family: str, preset: str, capture: CaptureSet, model_dir: Path | Non
     """Compare a capture (native or official, from this host) with the committed goldens under
     the cross-host regression tolerance.
 
-    Refused when the goldens came from another builder (the tiny build's recipe changed:
-    re-bless). The verdict's `numeric_environment` gate says whether this host's numeric
-    environment differs from the blessing's; where it is the same, the build in `model_dir`
-    must also be byte-identical to the blessed one (the random init is then deterministic).
+    The build the capture ran on must be the blessed one. With `model_dir` given, its files
+    decide: byte-identical to the blessed build passes whatever changed in the builder's
+    source (an edit that builds the same weights needs no re-bless); a different build is
+    refused when the builder changed (re-bless) or when the numeric environment is the
+    blessing's (the random init is then deterministic, so the build should match). Without
+    `model_dir` the builder's fingerprint must match. The verdict's `numeric_environment`
+    gate says whether this host's numeric environment differs from the blessing's.
     """
     from workbench import registry
     from workbench.parity.compare import compare_captures
@@ -97,16 +100,22 @@ def regress(family: str, preset: str, capture: CaptureSet, model_dir: Path | Non
 
     golden, manifest = load_golden(family, preset)
     directory = golden_dir(family, preset)
-    built = builder_fingerprint(registry.get_family(family))
-    if manifest.get("builder_fingerprint") != built:
-        raise WorkbenchError(f"{directory}: blessed from builder {manifest.get('builder_fingerprint')}, this "
-                             f"checkout builds {built}: re-bless with `workbench bless {family}`")
     note = mismatch(manifest.get("numeric_environment"), describe())
-    if model_dir is not None and note is None:
+    built = builder_fingerprint(registry.get_family(family))
+    same_builder = manifest.get("builder_fingerprint") == built
+    rebless = (f"{directory}: blessed from builder {manifest.get('builder_fingerprint')}, this checkout builds "
+               f"{built}: re-bless with `workbench bless {family}`")
+    if model_dir is None:
+        if not same_builder:
+            raise WorkbenchError(rebless)
+    else:
         here = {side: tree_sha256(Path(model_dir) / side) for side in ("official", "converted")}
         if here != manifest["model_dir_sha256"]:
-            raise WorkbenchError(f"{directory}: same numeric environment as the blessing, but the build in "
-                                 f"{model_dir} differs from the blessed one ({here} vs {manifest['model_dir_sha256']})")
+            if not same_builder:
+                raise WorkbenchError(f"{rebless} (the build in {model_dir} differs from the blessed one)")
+            if note is None:
+                raise WorkbenchError(f"{directory}: same numeric environment as the blessing, but the build in "
+                                     f"{model_dir} differs from the blessed one ({here} vs {manifest['model_dir_sha256']})")
     verdict = compare_captures(golden, capture, mode="regression", family=family, preset=preset,
                                parameters=manifest["parameters"])
     verdict.gates["numeric_environment"] = note or "same numeric environment as the blessing"

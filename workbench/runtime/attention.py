@@ -7,7 +7,8 @@ on CUDA it dispatches here. Backends:
   fast mode sets (cuDNN first, see `runtime/pipeline.py`). Always the choice on CPU and CI,
   and the fallback everywhere.
 - ``fa4``: FlashAttention-4's CuTe DSL forward (`flash_attn.cute.flash_attn_func`, the
-  `flash-attn-4` package), for Hopper (SM90) and Blackwell (SM100). Optional: the project
+  `flash-attn-4` package), for Hopper (SM90) and Blackwell (SM100), on key sequences of at
+  least `FA4_MIN_KV_TOKENS` (self-attention; shorter ones run faster on cuDNN). Optional: the project
   never requires it to install; it is used only where it imports *and* holds parity with
   SDPA on this device (a probe on fresh random inputs at the first call per device and
   dtype; see `PROBE_*`).
@@ -40,6 +41,12 @@ FA4_CAPABILITIES = ((9, 0), (10, 0), (10, 3))
 # 480x832x81 shape FA4 vs cuDNN reached cosine 0.999995, max abs 2.4e-4
 # (shared/notes/gpu_device.md). The probe asks for cosine >= 0.9999 and max abs <= 2e-2
 # (5x the bf16 ulp at |out| <= 1; softmax outputs of unit-variance v stay below that).
+# Short key sequences (cross-attention over 512 text tokens) stay on SDPA: measured on the
+# H200 at B=2, H=12, 32,760 queries x 512 keys, FA4 ran 0.65 ms (315 TFLOP/s) against cuDNN's
+# 0.38 ms (540 TFLOP/s); at 32,760 keys FA4 ran 19.7 ms (670) against 23.2 ms (569)
+# (benchmarks/results/gpu_attention_h200.json). The crossover lies between; 4096 is a guess
+# inside it, not a measured point.
+FA4_MIN_KV_TOKENS = 4096
 PROBE_SHAPE = (1, 1024, 2, 128)  # B, S, H, D: fills a few tiles, one kernel JIT (~2 s)
 PROBE_MIN_COSINE = 0.9999
 PROBE_MAX_ABS = 2e-2
@@ -145,7 +152,7 @@ _kernels: dict[str, Callable] = {}
 
 
 def _run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    if selection(q.device, q.dtype).backend == "fa4":
+    if k.shape[1] >= FA4_MIN_KV_TOKENS and selection(q.device, q.dtype).backend == "fa4":
         if "fa4" not in _kernels:
             _kernels["fa4"] = _fa4_kernel()
         return _kernels["fa4"](q, k, v)

@@ -212,8 +212,8 @@ def _build(folder: Path, cls: type, make: Callable[[], torch.nn.Module]) -> torc
     """Construct a model from its config; a constructor that rejects the config names the file."""
     try:
         return make()
-    except ComponentLoadError:
-        raise
+    except (ComponentLoadError, MemoryError, torch.OutOfMemoryError):
+        raise  # out of memory is not a config problem
     except Exception as exc:  # a config value the constructor cannot use (TypeError, ValueError, ...)
         raise ComponentLoadError(f"{folder / 'config.json'}: {cls.__name__} cannot be built from this config "
                                  f"({type(exc).__name__}: {exc})") from None
