@@ -19,6 +19,7 @@ initial latents, per-step latents, final latents) under the names the native sta
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable, Iterable
 
@@ -56,6 +57,7 @@ class OfficialCapture:
         original = getattr(owner, method)
         record = self.calls.setdefault(method, [])
 
+        @functools.wraps(original)   # the signature stays inspectable (pipelines inspect it)
         def wrapped(*args, **kwargs):
             out = original(*args, **kwargs)
             record.append(_detach(out))
@@ -85,6 +87,9 @@ class OfficialCapture:
         scheduler = self.pipe.scheduler
         original = scheduler.step
 
+        # functools.wraps keeps step's signature: pipelines pass `generator`/`eta` only when
+        # inspect.signature(scheduler.step) names them (prepare_extra_step_kwargs).
+        @functools.wraps(original)
         def step(model_output, timestep, sample, *args, **kwargs):
             out = original(model_output, timestep, sample, *args, **kwargs)
             prev = out[0] if isinstance(out, tuple) else out.prev_sample
