@@ -104,3 +104,23 @@ def test_official_must_be_a_diffusers_pipeline(tmp_path):
     with pytest.raises(ParameterError, match="not a diffusers pipeline class"):
         scaffold("probe_x", "T2V", "wan_t2v", official="NoSuchPipeline", dest=tmp_path, tests_dest=tmp_path / "t",
                  examples_dest=tmp_path / "e")
+
+
+def test_generic_scheduler_probe_names_a_signature_it_cannot_drive():
+    """A scheduler whose step takes an extra required argument: the generic probe says so and
+    where to add one, instead of a raw TypeError."""
+    import diffusers
+    import torch
+
+    from workbench.portstate.probes import SCHEDULER
+
+    class Needy(diffusers.FlowMatchEulerDiscreteScheduler):
+        def step(self, model_output, timestep, sample, previous_x0, return_dict=True):
+            return super().step(model_output, timestep, sample, return_dict=return_dict)
+
+    scheduler = Needy()
+    inputs = {"steps": 4, "sample": torch.zeros(1, 4, 2, 4, 4), "model_outputs": [torch.zeros(1, 4, 2, 4, 4)] * 2,
+              "seed": 0}
+    with pytest.raises(TypeError, match=r"no generic probe fits Needy \(scheduler.step\(model_output, timestep, "
+                                        r"sample, previous_x0.*add one to the family's component_probes.py"):
+        SCHEDULER.run(scheduler, inputs)

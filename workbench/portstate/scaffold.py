@@ -118,6 +118,7 @@ def scaffold(name: str, workload: str, like_name: str, *, official: str = "TODO"
     if official_cls is not None and example.exists():
         raise ParameterError(f"{example} already exists; pick another name or --examples-dest")
     values["params_import"] = ""
+    values["official_output_type"] = "pt" if media == "audio" else "np"   # frames [B, F, H, W, 3] as numpy
     values["example_out"] = {"video": "clip.mp4", "audio": "clip.wav", "joint": "clip.mp4"}[media]
     out = Scaffold(name, package, folder, tests)
     state = FamilyState(

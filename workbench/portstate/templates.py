@@ -379,9 +379,9 @@ def run_reference(official_dir: Path, params, device: torch.device = torch.devic
     pipe = pipe or load_official(official_dir, device)
     with OfficialCapture(pipe) as cap:
         cap.wrap("encode_prompt").wrap("prepare_latents")
-        output = pipe($call_request
-                      generator=torch.Generator("cpu").manual_seed(int(params.seed)), output_type="pt",
-                      **cap.step_callback())[0]
+        output = torch.as_tensor(pipe($call_request
+                                      generator=torch.Generator("cpu").manual_seed(int(params.seed)),
+                                      output_type="$official_output_type", **cap.step_callback())[0])
     capture = CaptureSet()
     # TODO: record the conditioning the native stages capture, in pipeline order, e.g.
     #   capture.record("prompt_embeds", cap.last("encode_prompt")[0], "embedding")
