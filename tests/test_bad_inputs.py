@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +56,26 @@ def test_build_reference_refuses_a_users_directory(capsys, tmp_path):
                    "not a reference build")
     assert tree_state(d) == before
     assert sorted(os.listdir(tmp_path)) == ["d"]  # no staging directory left behind
+
+
+def test_build_reference_may_replace_an_earlier_build_or_fill_an_empty_directory(tmp_path):
+    from workbench.commands.build_reference import check_out_dir
+    from workbench.errors import ParameterError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check_out_dir(empty)
+    check_out_dir(tmp_path / "new")
+    build = tmp_path / "build"
+    for side in ("official", "converted"):
+        (build / side).mkdir(parents=True)
+        (build / side / "model_index.json").write_text("{}")
+    check_out_dir(build)
+    (build / "notes.md").write_text("mine")
+    with pytest.raises(ParameterError, match="notes.md"):
+        check_out_dir(build)
+    with pytest.raises(ParameterError, match="is a file, expected a directory"):
+        check_out_dir(build / "notes.md")
 
 
 @pytest.mark.parametrize("flag", ["--json", "--report"])
