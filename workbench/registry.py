@@ -22,6 +22,8 @@ from workbench.families.wan22.config import WAN22_T2V
 from workbench.families.wan22.presets import ALL_PRESETS as WAN22_PRESETS
 from workbench.families.wan_i2v.config import WAN_I2V
 from workbench.families.wan_i2v.presets import ALL_PRESETS as WAN_I2V_PRESETS
+from workbench.families.hunyuan_video.config import HUNYUAN_VIDEO
+from workbench.families.hunyuan_video.presets import ALL_PRESETS as HUNYUAN_VIDEO_PRESETS
 from workbench.runtime.manifest import Manifest
 
 FAMILIES: dict[str, FamilyConfig] = {}
@@ -83,3 +85,4 @@ register_family(STABLE_AUDIO, STABLE_AUDIO_PRESETS)
 register_family(WAN22_T2V, WAN22_PRESETS)
 register_family(WAN_I2V, WAN_I2V_PRESETS)
 register_family(LTX2_T2AV, LTX2_PRESETS)
+register_family(HUNYUAN_VIDEO, HUNYUAN_VIDEO_PRESETS)

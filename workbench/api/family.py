@@ -89,7 +89,7 @@ class FamilyConfig:
         p = self.preset(preset, version)
         params = SamplingParam.resolve(
             self.default_values(), dict(p.defaults), dict(request or {}),
-            where=(f"{self.name} defaults", f"preset {p.name}", "request"))
+            where=(f"{self.name} defaults", f"preset {p.name}", "request"), family=self.name)
         p.validate_overrides(params.stage_overrides)
         if params.image is not None and not self.workload.takes_image:
             from workbench.errors import ParameterError

@@ -251,7 +251,7 @@ def initial_state(family, model_dir: Path | None = None) -> S.FamilyState:
 def apply_results(state: S.FamilyState, results: list[ComponentResult]) -> S.FamilyState:
     """Write each result's status and evidence into its component record (adding new ones)."""
     for r in results:
-        record = state.component(r.name)
+        record = state.component(r.name, r.cls)   # keyed by (module, class): variants coexist
         if record is None:
             record = S.ComponentRecord(r.name, r.type, r.cls, r.origin, r.status, r.evidence.test_id)
             state.components.append(record)

@@ -80,7 +80,8 @@ def check_component_gate(family, manifest) -> str:
     modules = pipeline_modules(family.pipeline_class, manifest)
     lacking = []
     for name in modules:
-        spec, record = manifest.modules.get(name), state.component(name)
+        spec = manifest.modules.get(name)
+        record = (state.component(name, spec_label(spec)) if spec is not None else None) or state.component(name)
         if record is None:
             lacking.append(f"{name} (no record)")
         elif record.status != "non_skip_pass":

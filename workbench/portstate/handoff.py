@@ -170,9 +170,9 @@ def default_rows(family) -> tuple[list[DefaultRow], dict[str, str]]:
 
 def preset_rows(family) -> list[PresetRow]:
     from workbench import registry
-    from workbench.api.params import SamplingParam
+    from workbench.api.params import SamplingParam, family_fields_of
 
-    fields = set(SamplingParam.field_names())
+    fields = set(SamplingParam.field_names()) | set(family_fields_of(family.name))   # + its declared fields
     defaults = family.default_values()
     rows = []
     for p in registry.PRESETS.for_family(family.name):

@@ -94,7 +94,12 @@ def _scheduler_run(scheduler, inputs) -> dict[str, torch.Tensor]:
         extra = {"generator": torch.Generator("cpu").manual_seed(inputs["seed"] + i)} if takes_generator else {}
         if hasattr(scheduler, "scale_model_input"):
             sample = scheduler.scale_model_input(sample, t)
-        sample = scheduler.step(model_output, t, sample, return_dict=False, **extra)[0]
+        try:
+            sample = scheduler.step(model_output, t, sample, return_dict=False, **extra)[0]
+        except TypeError as exc:   # a step signature the generic probe does not drive
+            name = type(scheduler).__name__
+            raise TypeError(f"no generic probe fits {name} (scheduler.step{inspect.signature(scheduler.step)}: "
+                            f"{exc}): add one to the family's component_probes.py PROBES[{name!r}]") from None
         out[f"step_{i}_prev_sample"] = sample
     return out
 

@@ -165,8 +165,10 @@ class FamilyState:
     decisions: list[Decision] = field(default_factory=list)
     gates: dict[str, GateRecord] = field(default_factory=dict)
 
-    def component(self, name: str) -> ComponentRecord | None:
-        return next((c for c in self.components if c.name == name), None)
+    def component(self, name: str, cls: str | None = None) -> ComponentRecord | None:
+        """The record of module `name`; with `cls` ("library.Class"), the record of that class, so
+        a variant's scheduler and the default's coexist (records are keyed by (module, class))."""
+        return next((c for c in self.components if c.name == name and (cls is None or c.cls == cls)), None)
 
     def rows(self, kind: str) -> list[Row]:
         return getattr(self, kind)
@@ -363,7 +365,7 @@ def parse_family_state(path: Path, family: str, raw: Any) -> FamilyState:
     state = FamilyState(family=family, path=path)
     state.components = [_read_component(r, c, f"{family}.components[{i}]")
                         for i, c in enumerate(r.items(m["components"], f"{family}.components"))]
-    _unique(r, [c.name for c in state.components], f"{family}.components")
+    _unique(r, [f"{c.name} ({c.cls})" for c in state.components], f"{family}.components")
     for kind, prefix in ROW_PREFIX.items():
         rows = [_read_row(r, x, f"{family}.{kind}[{i}]", prefix)
                 for i, x in enumerate(r.items(m.get(kind), f"{family}.{kind}"))]

@@ -67,6 +67,15 @@ class ForwardBatch:
     dtype: torch.dtype = torch.float32
     stage_timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # family-declared request fields (workbench.api.params.RequestField), read as attributes
+    family_values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        from workbench.api.params import FAMILY_FIELDS
+
+        if name in FAMILY_FIELDS and "family_values" in self.__dict__:
+            return self.__dict__["family_values"].get(name, FAMILY_FIELDS[name].default)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def prompts(self) -> list[str]:

@@ -333,6 +333,18 @@ class DenoisingStage(StepHookedStage):
     Each step reports to the hooks (`info["tensors"]`, name -> (tensor, kind)) the timestep the
     model received (`timestep_input`), every guidance branch's prediction (`noise_cond`,
     `noise_uncond`) and the guided prediction handed to the scheduler (`noise_guided`).
+
+    Declared hooks, so a family configures the loop instead of copying it (all optional):
+    - `guidance_scale(i, t, batch, expert) -> float`: the scale at step i (a schedule, a
+      dynamic CFG); default: the expert's guidance field.
+    - `scheduler_step(scheduler, noise, t, latents, batch, state) -> latents`: the update, for
+      schedulers that need extra state (previous x0 prediction, previous timestep); `state` is
+      one dict per run. Default: `scheduler.step(noise, t, latents, **step_kwargs)`.
+    - `input_order`: "scale_then_branch" (scale_model_input, then the [uncond, cond] concat)
+      or "branch_then_scale" (concat first, as some official loops do).
+    - `guidance_dtype` + `cast`: the dtype predictions are cast to, "before_guidance" (each
+      branch) or "after_guidance" (the guided result); None keeps the model's dtype.
+    - `post_step(latents, i, t, batch) -> latents`: after the update (a cast, a mask blend).
     """
 
     captures = {"latents": ("final_latents", "latent")}
@@ -340,13 +352,44 @@ class DenoisingStage(StepHookedStage):
     def __init__(self, predict: NoisePredictor, experts: Callable[[], list[Expert]],
                  cfg: Literal["sequential", "batched"] = "sequential",
                  step_kwargs: Callable[[ForwardBatch], dict] = lambda b: {}, progress: bool = True,
-                 scale_input: bool = False):
+                 scale_input: bool = False,
+                 guidance_scale: Callable[[int, torch.Tensor, ForwardBatch, Expert], float] | None = None,
+                 scheduler_step: Callable[..., torch.Tensor] | None = None,
+                 input_order: Literal["scale_then_branch", "branch_then_scale"] = "scale_then_branch",
+                 guidance_dtype: torch.dtype | None = None,
+                 cast: Literal["before_guidance", "after_guidance"] = "after_guidance",
+                 post_step: Callable[[torch.Tensor, int, torch.Tensor, ForwardBatch], torch.Tensor] | None = None):
+        if input_order not in ("scale_then_branch", "branch_then_scale"):
+            raise ValueError(f"input_order {input_order!r}: expected scale_then_branch or branch_then_scale")
+        if cast not in ("before_guidance", "after_guidance"):
+            raise ValueError(f"cast {cast!r}: expected before_guidance or after_guidance")
         self.predict = predict
         self.experts = experts
         self.cfg = cfg
         self.step_kwargs = step_kwargs
         self.progress = progress
         self.scale_input = scale_input
+        self.guidance_scale = guidance_scale
+        self.scheduler_step = scheduler_step
+        self.input_order = input_order
+        self.guidance_dtype = guidance_dtype
+        self.cast = cast
+        self.post_step = post_step
+
+    # ---- the declared hooks' defaults ------------------------------------------------
+    def scale_for(self, i: int, t: torch.Tensor, batch: ForwardBatch, expert: Expert) -> float:
+        if self.guidance_scale is not None:
+            return self.guidance_scale(i, t, batch, expert)
+        scale = getattr(batch, expert.guidance_field)
+        return batch.guidance_scale if scale is None else scale
+
+    def update(self, scheduler, noise, t, latents, batch, kwargs: dict, state: dict) -> torch.Tensor:
+        if self.scheduler_step is not None:
+            return self.scheduler_step(scheduler, noise, t, latents, batch, state)
+        return scheduler.step(noise, t, latents, **kwargs, return_dict=False)[0]
+
+    def _cast(self, noise: torch.Tensor, where: str) -> torch.Tensor:
+        return noise.to(self.guidance_dtype) if self.guidance_dtype is not None and self.cast == where else noise
 
     def input_checks(self, batch):
         return {"latents": V.tensor(), "timesteps": V.tensor(1)}
@@ -362,20 +405,26 @@ class DenoisingStage(StepHookedStage):
         return experts[0] if t >= boundary else experts[1]
 
     def guided(self, model, latents, t, batch, scale, predictions: dict | None = None):
-        """The guided prediction; `predictions` (when given) receives each branch's."""
+        """The guided prediction; `predictions` (when given) receives each branch's (after the
+        branch cast)."""
         predictions = {} if predictions is None else predictions
-        if self.scale_input:
+        scale_first = self.input_order == "scale_then_branch"
+        if self.scale_input and (scale_first or not batch.do_classifier_free_guidance or self.cfg != "batched"):
             latents = batch.scheduler.scale_model_input(latents, t)
         if not batch.do_classifier_free_guidance:
-            predictions["noise_cond"] = self.predict(model, latents, t, batch, "cond")
-            return predictions["noise_cond"]
+            predictions["noise_cond"] = self._cast(self.predict(model, latents, t, batch, "cond"), "before_guidance")
+            return self._cast(predictions["noise_cond"], "after_guidance")
         if self.cfg == "batched":
-            noise_uncond, noise_cond = self.predict(model, torch.cat([latents] * 2), t, batch, "both").chunk(2)
+            both = torch.cat([latents] * 2)
+            if self.scale_input and not scale_first:
+                both = batch.scheduler.scale_model_input(both, t)
+            noise_uncond, noise_cond = self.predict(model, both, t, batch, "both").chunk(2)
         else:
             noise_cond = self.predict(model, latents, t, batch, "cond")
             noise_uncond = self.predict(model, latents, t, batch, "uncond")
+        noise_uncond, noise_cond = self._cast(noise_uncond, "before_guidance"), self._cast(noise_cond, "before_guidance")
         predictions["noise_cond"], predictions["noise_uncond"] = noise_cond, noise_uncond
-        return noise_uncond + scale * (noise_cond - noise_uncond)
+        return self._cast(noise_uncond + scale * (noise_cond - noise_uncond), "after_guidance")
 
     def forward(self, batch):
         scheduler = batch.scheduler
@@ -387,18 +436,19 @@ class DenoisingStage(StepHookedStage):
         plan = [self.expert_for(t, batch, num_train) for t in batch.timesteps.cpu()]
         # The timestep probe hooks the denoisers only while someone observes the steps.
         probe = TimestepProbe([e.model for e in plan]) if self.step_hooks is not _NO_HOOKS else None
+        state: dict = {}   # the scheduler adapter's per-run state
         try:
             with torch.no_grad():
                 for i, t in enumerate(tqdm(batch.timesteps, desc="denoising", disable=not self.progress,
                                            leave=False)):
                     set_step(i)
                     expert = plan[i]
-                    scale = getattr(batch, expert.guidance_field)
-                    if scale is None:
-                        scale = batch.guidance_scale
+                    scale = self.scale_for(i, t, batch, expert)
                     predictions: dict = {}
                     noise = self.guided(expert.model, latents, t, batch, scale, predictions)
-                    latents = scheduler.step(noise, t, latents, **kwargs, return_dict=False)[0]
+                    latents = self.update(scheduler, noise, t, latents, batch, kwargs, state)
+                    if self.post_step is not None:
+                        latents = self.post_step(latents, i, t, batch)
                     batch.latents = latents
                     timestep = probe.take() if probe is not None else None
                     tensors = {"timestep_input": (timestep, "timestep")} if timestep is not None else {}
@@ -489,4 +539,30 @@ class ImageVAEEncodingStage(Stage):
     def forward(self, batch):
         with torch.no_grad():
             batch.image_latents = self.encode(batch)
+        return batch
+
+
+class PositionalTableStage(Stage):
+    """Per-request positional tables (RoPE grids, rotary frequencies) computed once, before the
+    loop, into `batch.extra[key]`: `table(batch)` returns the tensor or tuple of tensors.
+    Captured (as an "embedding" checkpoint named `key`) when `capture=True` (a single tensor)."""
+
+    def __init__(self, table: Callable[[ForwardBatch], Any], key: str = "rotary_embedding", capture: bool = False):
+        self.table = table
+        self.key = key
+        self.capture = capture
+        if capture:
+            self.captures = {key: (key, "embedding")}
+
+    @property
+    def name(self) -> str:
+        return f"PositionalTableStage[{self.key}]"
+
+    def output_checks(self, batch):
+        return {}
+
+    def forward(self, batch):
+        with torch.no_grad():
+            value = self.table(batch)
+        batch.extra[self.key] = value
         return batch
