@@ -20,6 +20,7 @@ SUBSET = {
     "wan_i2v": ("weight:image_encoder:0.01", "config:vae:latents_std", "code:decode_without_denormalisation"),
     "stable_audio": ("weight:projection_model:0.01", "config:scheduler", "code:negative_prompt_ignored"),
     "ltx2": ("weight:vocoder:0.01", "config:scheduler", "code:audio_cfg_uses_video_scale"),
+    "hunyuan_video": ("weight:text_encoder_2:0.01", "config:scheduler", "code:cfg_scale_minus_one"),
 }
 
 

@@ -10,7 +10,11 @@ editing them:
   pipeline call back after each step, `callback_on_step_end` or the legacy
   `callback(step, t, latents)` (chosen from the `__call__` signature), and
   `cap.wrap_scheduler_step()` records each `scheduler.step(model_output, t, sample)` call
-  (the guided noise and the sample it produced).
+  (the guided noise and the sample it produced);
+- the finer checkpoints parity compares per step and at decode: `cap.denoiser(...)` records
+  every denoiser call of a step (the timestep the model receives, each guidance branch's
+  prediction, in the official call order), `cap.decoder(vae)` what the VAE's `decode`
+  receives and returns before postprocessing.
 
 Everything is undone when the `with` block ends, also when the pipeline raises.
 `cap.standard(capture, ...)` then records the checkpoints every family shares (schedule,
@@ -26,6 +30,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from workbench.parity.capture import CaptureSet, step_checkpoint
+from workbench.runtime.stages import first_output, model_timestep, timestep_value, watch_decode
 
 
 def _detach(value: Any) -> Any:
@@ -48,6 +53,10 @@ class OfficialCapture:
         self.inputs: dict[str, dict[str, Any]] = {}   # module -> first call's selected keyword inputs
         self.steps: list[tuple[int, Any, dict[str, torch.Tensor]]] = []   # (i, t, {tensor input: value})
         self.scheduler_calls: list[dict[str, Any]] = []
+        self.branches: tuple[str, ...] = ()        # names of a step's denoiser calls, in call order
+        self._pending: list[tuple[Any, torch.Tensor]] = []    # this step's (timestep, prediction) calls
+        self.step_calls: list[list[tuple[Any, torch.Tensor]]] = []   # per step, once the step ends
+        self.decoded: dict[str, torch.Tensor] = {}
         self._undo: list[Callable[[], None]] = []
 
     # ---- what to record ------------------------------------------------------------
@@ -101,6 +110,30 @@ class OfficialCapture:
         self._undo.append(lambda: scheduler.__dict__.pop("step", None))
         return self
 
+    def denoiser(self, module: str = "transformer",
+                 branches: Iterable[str] = ("noise_cond", "noise_uncond")) -> "OfficialCapture":
+        """Record every call of `pipe.<module>` within a step: the timestep it receives and its
+        prediction, named by `branches` in the official call order (cond first, then uncond,
+        for Wan-style loops); needs `step_callback()` to close each step, and
+        `wrap_scheduler_step()` for the guided prediction."""
+        self.branches = tuple(branches)
+
+        def hook(_module, args, kwargs, output):
+            self._pending.append((_detach(model_timestep(args, kwargs)), _detach(first_output(output))))
+
+        handle = getattr(self.pipe, module).register_forward_hook(hook, with_kwargs=True)
+        self._undo.append(handle.remove)
+        return self
+
+    def decoder(self, vae: Any = None) -> "OfficialCapture":
+        """Record the first `vae.decode` call's input (the denormalised latents) and raw output."""
+        self._undo.append(watch_decode(self.pipe.vae if vae is None else vae, self.decoded))
+        return self
+
+    def _end_step(self) -> None:
+        self.step_calls.append(self._pending)
+        self._pending = []
+
     def step_callback(self) -> dict[str, Any]:
         """Keyword arguments for the pipeline call that report every step to this capture."""
         params = inspect.signature(type(self.pipe).__call__).parameters
@@ -110,12 +143,14 @@ class OfficialCapture:
 
             def on_step_end(pipe, i, t, kwargs):
                 self.steps.append((i, _detach(t), {k: _detach(kwargs[k]) for k in wanted if k in kwargs}))
+                self._end_step()
                 return {}
 
             return {"callback_on_step_end": on_step_end, "callback_on_step_end_tensor_inputs": wanted}
         if "callback" in params:
             def on_step(i, t, latents):
                 self.steps.append((i, _detach(t), {"latents": _detach(latents)}))
+                self._end_step()
 
             return {"callback": on_step, "callback_steps": 1}
         raise TypeError(f"{type(self.pipe).__name__}.__call__ takes neither callback_on_step_end nor callback: "
@@ -129,7 +164,9 @@ class OfficialCapture:
 
     def standard(self, capture: CaptureSet, *, step_meta: Callable[[int, Any], dict] = lambda i, t: {},
                  initial: str = "prepare_latents", schedule: bool = True) -> CaptureSet:
-        """Record the shared checkpoints: timesteps, sigmas, initial_latents, step_NNN, final_latents."""
+        """Record the shared checkpoints: timesteps, sigmas, initial_latents, per step (the model's
+        timestep, each branch's and the guided prediction when `denoiser()` watched them, then the
+        latents), final_latents, and the decoder's input and output when `decoder()` watched it."""
         scheduler = self.pipe.scheduler
         if schedule:
             capture.record("timesteps", scheduler.timesteps, "schedule")
@@ -139,10 +176,23 @@ class OfficialCapture:
             first = self.calls[initial][0]
             capture.record("initial_latents", first[0] if isinstance(first, tuple) else first, "latent")
         for i, t, tensors in self.steps:
-            capture.record(step_checkpoint(i), tensors["latents"], "latent", step=i,
-                           meta={"timestep": float(t), **step_meta(i, t)})
+            meta = {"timestep": float(t), **step_meta(i, t)}
+            calls = self.step_calls[i] if self.branches and i < len(self.step_calls) else []
+            if calls and calls[0][0] is not None:
+                capture.record(step_checkpoint(i, what="timestep_input"), timestep_value(calls[0][0]), "timestep",
+                               step=i, meta=meta)
+            for what, (_, prediction) in zip(self.branches, calls):
+                capture.record(step_checkpoint(i, what=what), prediction, "noise", step=i, meta=meta)
+            if self.branches and i < len(self.scheduler_calls):
+                capture.record(step_checkpoint(i, what="noise_guided"), self.scheduler_calls[i]["model_output"],
+                               "noise", step=i, meta=meta)
+            capture.record(step_checkpoint(i), tensors["latents"], "latent", step=i, meta=meta)
         if self.steps:
             capture.record("final_latents", self.steps[-1][2]["latents"], "latent")
+        if "decoder_input" in self.decoded:
+            capture.record("decoder_input", self.decoded["decoder_input"], "latent")
+        if "decoder_output" in self.decoded:
+            capture.record("decoder_output", self.decoded["decoder_output"], "decoded")
         return capture
 
     # ---- context -------------------------------------------------------------------

@@ -275,11 +275,12 @@ def calibrate(family, root: Path, params, device: torch.device, mode: str, refer
 def calibrated_tolerance(row: Mapping[str, Any], spec: Calibration) -> Tolerance:
     """k x floor + eps on max and mean abs diff; frames may pass on PSNR, capped (see `Calibration`)."""
     eps = spec.eps_rel_for(row.get("dtype")) * row["scale"]
-    max_abs = spec.k * row["max_abs"] + eps
+    k = spec.k_for(row.get("kind"))
+    max_abs = k * row["max_abs"] + eps
     alternative = None
     if row["kind"] == "frames" and row.get("psnr") is not None and row["psnr"] != float("inf"):
         alternative = Tolerance(min_psnr=row["psnr"] - spec.psnr_margin_db, rescue_max_abs=spec.rescue_multiple * max_abs)
-    return Tolerance(max_abs=max_abs, max_mean_abs=spec.k * row["mean_abs"] + eps, alternative=alternative)
+    return Tolerance(max_abs=max_abs, max_mean_abs=k * row["mean_abs"] + eps, alternative=alternative)
 
 
 class CalibratedTolerances(Tolerances):
@@ -321,6 +322,7 @@ class CalibratedTolerances(Tolerances):
         """What the verdict keeps of the calibration (`Verdict.calibration`)."""
         f, spec = self.floors, self.spec
         return {"mode": f.mode, "key": f.key, "cached": f.cached, "path": f.path, "k": spec.k,
+                "k_by_kind": dict(spec.k_by_kind),
                 "eps_rel": "one ulp of the checkpoint's dtype at its scale (tolerances.EPS_REL_BY_DTYPE)",
                 "rescue_multiple": spec.rescue_multiple, "psnr_margin_db": spec.psnr_margin_db,
                 "sides_compared": f"official ({f.base}) vs official under each variant",
@@ -337,7 +339,7 @@ def annotate(verdict, table: Tolerances) -> None:
         if calibrated:
             c.tolerance_source = table.source(c.name, c.kind)
             if c.tolerance_source == "calibrated":
-                c.floor, c.k = table.floor(c.name), table.spec.k
+                c.floor, c.k = table.floor(c.name), table.spec.k_for(c.kind)
         elif table.mode == "exact":
             c.tolerance_source = "fixed: exact mode, bitwise or <= 1e-6 (DESIGN section 6)"
         else:

@@ -151,7 +151,7 @@ def cfg_scale_minus_one(pipe):
     stack = contextlib.ExitStack()
     for stage in _stages(pipe, "DenoisingStage"):
         original = stage.guided
-        stack.enter_context(_patched(stage, "guided", lambda m, x, t, b, s, _o=original: _o(m, x, t, b, s - 1.0)))
+        stack.enter_context(_patched(stage, "guided", lambda m, x, t, b, s, *a, _o=original, **k: _o(m, x, t, b, s - 1.0, *a, **k)))
     return stack
 
 
@@ -307,12 +307,19 @@ def fault_library(family, converted: Path, mode: str) -> list[Fault]:
 # ---- running ---------------------------------------------------------------------------------
 
 def first_changed(clean: CaptureSet, faulty: CaptureSet) -> str | None:
-    """The first checkpoint (clean run's order) where the faulty native run differs at all."""
+    """The first checkpoint (clean run's order) where the faulty native run differs at all: its
+    tensor, or the call arguments parity compares in its step meta (a guidance scale the native
+    loop used is a difference at the first checkpoint that records it)."""
+    from workbench.parity.compare import MATCHING_META
+
     for c in clean:
         if c.name not in faulty:
             return c.name
-        other = faulty[c.name].tensor
-        if other.shape != c.tensor.shape or other.dtype != c.tensor.dtype or not torch.equal(other, c.tensor):
+        other = faulty[c.name]
+        if other.tensor.shape != c.tensor.shape or other.tensor.dtype != c.tensor.dtype \
+                or not torch.equal(other.tensor, c.tensor):
+            return c.name
+        if any(other.meta.get(key) != c.meta.get(key) for key in MATCHING_META):
             return c.name
     extra = [n for n in faulty.names() if n not in clean]
     return extra[0] if extra else None

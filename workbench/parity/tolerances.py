@@ -194,9 +194,14 @@ class Calibration:
     psnr_margin_db: float
     variants: tuple[str, ...]
     source: str
+    #: k per checkpoint kind where the measured clean ratio needs more than `k` (each with its source).
+    k_by_kind: Mapping[str, float] = field(default_factory=dict)
 
     def eps_rel_for(self, dtype: str | None) -> float:
         return EPS_REL_BY_DTYPE.get(dtype or "", self.eps_rel)
+
+    def k_for(self, kind: str | None) -> float:
+        return self.k_by_kind.get(kind or "", self.k)
 
 
 #: One unit in the last place relative to the value, per dtype (2^-(mantissa bits)); integer
@@ -215,7 +220,13 @@ CALIBRATION: Mapping[str, Calibration] = MappingProxyType({
     "fast": Calibration("fast", k=4.0, eps_rel=2.0**-7, rescue_multiple=2.0, psnr_margin_db=3.0,
                         variants=("attention", "precision", "attention+precision", "fp32"),
                         source="official vs itself: other SDPA backend, the native fast module dtypes, "
-                               "both, fp32 (same device, inputs, request)"),
+                               "both, fp32 (same device, inputs, request)",
+                        # The raw decoder output (unclamped, outliers beyond [-1, 1]) amplifies the
+                        # latents' drift more than the floor's variants show: clean native max_abs /
+                        # floor measured on CPU, tiny-ci, pinned env (`parity F --mode fast`): wan_t2v
+                        # 5.8, stable_audio 1.6, wan22_t2v/wan_i2v <= 1.2, ltx2/hunyuan_video 0. k = 8
+                        # keeps 1.4x margin; the frames after clamping keep k = 4 (worst 2.9x floor).
+                        k_by_kind=MappingProxyType({"decoded": 8.0})),
     # k as fast; on CPU the fp32 floor (math vs flash SDPA) is ~1e-6 and native is bitwise equal.
     "fp32": Calibration("fp32", k=4.0, eps_rel=2.0**-20, rescue_multiple=2.0, psnr_margin_db=3.0,
                         variants=("attention", "kernels"),

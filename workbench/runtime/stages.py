@@ -79,6 +79,7 @@ def watch_decode(decoder: Any, seen: dict, prefix: str = "", method: str = "deco
     """Wrap `decoder.<method>` (instance attribute, removed by the returned undo) so its first call's
     input (`<prefix>decoder_input`) and raw output (`<prefix>decoder_output`) land in `seen`."""
     original = getattr(decoder, method)
+    shadowed = vars(decoder).get(method)  # an instance attribute already there (another wrapper)
 
     @functools.wraps(original)
     def wrapped(*args, **kwargs):
@@ -93,6 +94,9 @@ def watch_decode(decoder: Any, seen: dict, prefix: str = "", method: str = "deco
     setattr(decoder, method, wrapped)
 
     def undo():
+        if shadowed is not None:
+            setattr(decoder, method, shadowed)  # the wrapper beneath stays in place
+            return
         try:
             delattr(decoder, method)
         except AttributeError:

@@ -101,5 +101,5 @@ class NativeHunyuanVideoPipeline(ComposedPipeline):
             LatentPreparationStage(self.latent_shape),
             DenoisingStage(self.predict_noise, lambda: [Expert("transformer", self.transformer)], cfg="sequential",
                            guidance_scale=lambda i, t, b, e: b.true_cfg_scale, progress=self.progress),
-            DecodingStage(self.decode, kind="frames"),
+            DecodingStage(self.decode, kind="frames", decoder=lambda: self.vae),
         ]

@@ -115,6 +115,7 @@ def run_reference(official_dir: Path, params, device: torch.device = torch.devic
     true_cfg = params.true_cfg_scale > 1.0 and params.negative_prompt is not None   # __call__: do_true_cfg
     with OfficialCapture(pipe) as cap:
         cap.wrap("encode_prompt").wrap("prepare_latents").module_inputs("transformer", ("guidance",))
+        cap.denoiser("transformer").wrap_scheduler_step().decoder()
         frames = pipe(prompt=params.prompt, negative_prompt=params.negative_prompt if true_cfg else None,
                       height=params.height, width=params.width, num_frames=params.num_frames,
                       num_inference_steps=params.num_inference_steps, true_cfg_scale=params.true_cfg_scale,
