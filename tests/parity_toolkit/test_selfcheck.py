@@ -64,3 +64,22 @@ def test_bad_input_is_one_line_and_exit_2(capsys):
     assert main(["selfcheck", "no_such_family"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown family 'no_such_family'" in err[0]
+
+
+def test_set_passes_the_request_through(monkeypatch):
+    """`--set KEY=VALUE` reaches run_selfcheck as its request (how the full-size GPU run used 3 steps)."""
+    import workbench.parity.selfcheck as selfcheck
+    from workbench.cli import main
+    from workbench.errors import ParameterError
+
+    seen = {}
+
+    def record(family, **kwargs):
+        seen.update(kwargs, family=family)
+        raise ParameterError("recorded")
+
+    monkeypatch.setattr(selfcheck, "run_selfcheck", record)
+    assert main(["selfcheck", "wan_t2v", "--set", "num_inference_steps=2", "--only", "code:cfg"]) == 2
+    assert seen["family"] == "wan_t2v" and seen["request"] == {"num_inference_steps": 2}
+    assert seen["only"] == ("code:cfg",)
+    assert main(["selfcheck", "wan_t2v", "--set", "no_such_field=1"]) == 2

@@ -12,6 +12,8 @@ def configure(parser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-dir", help="a built reference (default: the cached tiny build)")
     parser.add_argument("--preset")
+    parser.add_argument("--set", dest="assignments", action="append", metavar="KEY=VALUE",
+                        help="override a SamplingParam field (repeatable), e.g. --set num_inference_steps=3")
     parser.add_argument("--only", action="append", default=[], metavar="PREFIX",
                         help="only faults whose id starts with PREFIX (e.g. weight:, code:cfg); repeatable")
     parser.add_argument("--json", help="write the full result here")
@@ -20,11 +22,13 @@ def configure(parser) -> None:
 def run(args) -> int:
     import json
 
+    from workbench.api.params import parse_assignments
     from workbench.io import atomic_write_text
     from workbench.parity.selfcheck import run_selfcheck, summary_lines
 
     result = run_selfcheck(args.family, mode=args.mode, device=args.device, model_dir=args.model_dir,
-                           preset=args.preset, only=tuple(args.only))
+                           preset=args.preset, request=parse_assignments(args.assignments) or None,
+                           only=tuple(args.only))
     for line in summary_lines(result):
         print(line)
     if args.json:
