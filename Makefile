@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first and pinned: the CPU wheel on disk; nothing may pull another torch.
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,lab,ray]' torch==2.13.0
+	# The browser test (tests/notebooks/test_browser.py) drives Debian's chromium through Playwright.
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	touch $(STAMP)
 
 install: $(STAMP)
