@@ -150,6 +150,6 @@ def test_a_low_noise_expert_fault_gets_the_expert_hint(broken_copy, perturb_weig
 
     model_dir = broken_copy("wan22_t2v")
     perturb_weight(model_dir / "converted" / "transformer_2", "blocks.0.attn1.to_q.weight")
-    first = run_parity("wan22_t2v", model_dir=model_dir).verdict.first_divergence
+    first = run_parity("wan22_t2v", model_dir=model_dir, skip_component_gate=True).verdict.first_divergence
     assert first.kind == "noise" and first.reference_meta["expert"] == "transformer_2"
     assert first.hint.startswith(KIND_HINTS["expert_2"])

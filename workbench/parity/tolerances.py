@@ -260,8 +260,11 @@ REGRESSION_BY_KIND: Mapping[str, Tolerance] = MappingProxyType({
     "mel": Tolerance(max_rel=2.5e-5),
     # Kinds added after the spread was measured (issue 16), each held to the measured kind it
     # resembles until benchmarks/numeric_spread.py covers it:
-    # a denoiser prediction is latent-like (the latents step is a linear function of it): latent's value
-    "noise": Tolerance(max_rel=1e-5),
+    # a denoiser prediction: measured worst 1.08e-05 (ltx2 noise_guided_step_002 under
+    # ATEN_CPU_CAPABILITY=default, the capability-matrix test in tests/parity_toolkit/test_regression.py,
+    # AMD EPYC AVX-512, 2026-12-02: the guided sum u + g(c - u) amplifies the branches' ulp-level
+    # differences; numeric_spread.json predates this kind): 2.3x margin, still 4x under a planted 1e-4
+    "noise": Tolerance(max_rel=2.5e-5),
     # the timestep a call receives is a schedule value (fp32 arithmetic on a handful of values): schedule's value
     "timestep": Tolerance(max_rel=1e-6),
     # position tables are fp32 transcendental functions of positions, like the embeddings' sin/cos: embedding's value

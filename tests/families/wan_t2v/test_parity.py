@@ -63,7 +63,7 @@ def corrupt_weight(folder, pick, scale=1e-2):
 
 
 def first_divergence(model_dir, **request):
-    verdict = run_parity("wan_t2v", request=request, model_dir=model_dir).verdict
+    verdict = run_parity("wan_t2v", request=request, model_dir=model_dir, skip_component_gate=True).verdict
     assert not verdict.passed
     return verdict
 
@@ -133,7 +133,12 @@ def test_cli_exit_codes_and_verdict_json(wan_dir, wan_copy, tmp_path, capsys):
     assert "data:image/png;base64," in (tmp_path / "report.html").read_text()
     corrupt_weight(wan_copy / "converted" / "transformer", lambda s: "proj_out.weight")
     capsys.readouterr()
-    assert main(["parity", "wan_t2v", "--model-dir", str(wan_copy), "--no-probes"]) == 1
+    # The file-bound component gate refuses the changed weights first (one line, exit 2) ...
+    assert main(["parity", "wan_t2v", "--model-dir", str(wan_copy), "--no-probes"]) == 2
+    refused = capsys.readouterr().err.strip().splitlines()
+    assert len(refused) == 1 and "model files differ from those component parity passed on: transformer" in refused[0]
+    # ... and past it (debugging) the run names the divergence down to the module.
+    assert main(["parity", "wan_t2v", "--model-dir", str(wan_copy), "--no-probes", "--skip-component-gate"]) == 1
     printed = capsys.readouterr().out
     assert "first divergence: noise_cond_step_000" in printed
     assert "drill-down (noise_cond_step_000, step 0, transformer): first divergent module transformer.proj_out" in printed
