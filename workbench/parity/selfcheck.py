@@ -144,43 +144,41 @@ def _stages(pipe, cls_name: str) -> list:
     return [s for s in pipe.stages if any(c.__name__ == cls_name for c in type(s).__mro__)]
 
 
+def _patch_each(stages: list, attr: str, wrap: Callable[[Any], Any]):
+    """Replace `stage.<attr>` by `wrap(original)` on every stage for the `with` block; None when
+    the family has no such stage (the fault does not apply: LTX-2's joint loop has its own)."""
+    if not stages:
+        return None
+    stack = contextlib.ExitStack()
+    for stage in stages:
+        stack.enter_context(_patched(stage, attr, wrap(getattr(stage, attr))))
+    return stack
+
+
 def cfg_scale_minus_one(pipe):
     """CFG computed with (g - 1) in place of g: the guided prediction, not the recorded scale."""
-    if not _stages(pipe, "DenoisingStage"):
-        return None  # the family has no such stage (LTX-2's joint loop has its own faults)
-    stack = contextlib.ExitStack()
-    for stage in _stages(pipe, "DenoisingStage"):
-        original = stage.guided
-        stack.enter_context(_patched(stage, "guided", lambda m, x, t, b, s, *a, _o=original, **k: _o(m, x, t, b, s - 1.0, *a, **k)))
-    return stack
+    return _patch_each(_stages(pipe, "DenoisingStage"), "guided",
+                       lambda _o: lambda m, x, t, b, s, *a, **k: _o(m, x, t, b, s - 1.0, *a, **k))
+
+
+def _swap_branches(original):
+    def swapped(model, latents, t, batch, which):
+        if which == "both":
+            uncond, cond = original(model, latents, t, batch, which).chunk(2)
+            return torch.cat([cond, uncond])
+        return original(model, latents, t, batch, {"cond": "uncond", "uncond": "cond"}.get(which, which))
+    return swapped
 
 
 def cfg_branches_swapped(pipe):
     """cond and uncond predictions exchanged (a swapped concatenation order)."""
-    if not _stages(pipe, "DenoisingStage"):
-        return None  # the family has no such stage (LTX-2's joint loop has its own faults)
-    stack = contextlib.ExitStack()
-    for stage in _stages(pipe, "DenoisingStage"):
-        original = stage.predict
-
-        def swapped(model, latents, t, batch, which, _o=original):
-            if which == "both":
-                uncond, cond = _o(model, latents, t, batch, which).chunk(2)
-                return torch.cat([cond, uncond])
-            return _o(model, latents, t, batch, {"cond": "uncond", "uncond": "cond"}.get(which, which))
-        stack.enter_context(_patched(stage, "predict", swapped))
-    return stack
+    return _patch_each(_stages(pipe, "DenoisingStage"), "predict", _swap_branches)
 
 
 def negative_prompt_ignored(pipe):
     """The negative prompt replaced by the empty string."""
-    if not _stages(pipe, "TextEncodingStage"):
-        return None  # the family has no such stage (LTX-2's joint loop has its own faults)
-    stack = contextlib.ExitStack()
-    for stage in _stages(pipe, "TextEncodingStage"):
-        original = stage.negative
-        stack.enter_context(_patched(stage, "negative", lambda b, _o=original: "" if _o(b) is not None else None))
-    return stack
+    return _patch_each(_stages(pipe, "TextEncodingStage"), "negative",
+                       lambda _o: lambda b: "" if _o(b) is not None else None)
 
 
 def _inverse_denormalisation(vae) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -222,20 +220,16 @@ def _no_unit_clamp():
         torch.Tensor.clamp = original
 
 
+def _unclamped(original):
+    def decode(latents, batch):
+        with _no_unit_clamp():
+            return original(latents, batch)
+    return decode
+
+
 def output_clamp_dropped(pipe):
     """Frames left unclamped: `.clamp(0, 1)` skipped during the decoding stages."""
-    stages = [s for s in pipe.stages if getattr(s, "kind", None) == "frames"]
-    if not stages:
-        return None
-    stack = contextlib.ExitStack()
-    for stage in stages:
-        original = stage.decode
-
-        def decode(latents, batch, _o=original):
-            with _no_unit_clamp():
-                return _o(latents, batch)
-        stack.enter_context(_patched(stage, "decode", decode))
-    return stack
+    return _patch_each([s for s in pipe.stages if getattr(s, "kind", None) == "frames"], "decode", _unclamped)
 
 
 def denoiser_norm_eps(pipe):
