@@ -26,9 +26,21 @@ def run(args) -> int:
     from workbench.io import atomic_write_text
     from workbench.parity.selfcheck import run_selfcheck, summary_lines
 
+    def progress(partial) -> None:  # one line per fault as it finishes; the JSON so far kept on disk
+        rows = partial["faults"]
+        if rows:
+            row = rows[-1]
+            print(f"[{len(rows)}] {row['id']}: {'error' if row['error'] else 'detected' if row['detected'] else 'missed'}"
+                  f"{', localised' if row['localised'] else ''} ({row['seconds']:.1f} s)", flush=True)
+        else:
+            print(f"setup done in {partial['setup_s']:.1f} s; clean run "
+                  f"{'passes' if partial['clean']['passed'] else 'FAILS'}", flush=True)
+        if args.json:
+            atomic_write_text(args.json, json.dumps(partial, indent=1, sort_keys=True, default=str) + "\n")
+
     result = run_selfcheck(args.family, mode=args.mode, device=args.device, model_dir=args.model_dir,
                            preset=args.preset, request=parse_assignments(args.assignments) or None,
-                           only=tuple(args.only))
+                           only=tuple(args.only), on_progress=progress)
     for line in summary_lines(result):
         print(line)
     if args.json:

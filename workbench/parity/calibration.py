@@ -52,16 +52,28 @@ class Setting:
     backend: str | None = None        # None: torch's default choice
     description: str = ""
     autotune: bool = False            # cuDNN autotuning and non-deterministic algorithms allowed
+    fallback: bool = False            # `attention_backend(..., fallback=True)`: other kernels for inputs it cannot take
 
     def describe(self) -> str:
         dtype = "as saved" if self.dtype is None else str(self.dtype).removeprefix("torch.")
         keep = f", fp32 {list(self.fp32_modules)}" if self.fp32_modules else ""
-        return f"{dtype}{keep}, attention {self.backend or 'default'}" + (", autotuned kernels" if self.autotune else "")
+        attention = f"{self.backend or 'default'}" + (" (else efficient/math)" if self.fallback else "")
+        return f"{dtype}{keep}, attention {attention}" + (", autotuned kernels" if self.autotune else "")
+
+
+#: Backends with no fp32 kernel on CUDA: a fast-mode variant that names one keeps it for the
+#: bf16/fp16 attention (the DiT's) and lets the inputs it cannot take (the Wan VAE's fp32
+#: attention) run on efficient, then math: restricting the whole pipeline to the one backend
+#: left those with no kernel ("No available kernel", H200 full-size Wan 2.1, 2026-12-02).
+HALF_ONLY_BACKENDS = ("cudnn", "flash")
 
 
 @contextlib.contextmanager
-def attention_backend(backend: str | None):
-    """Restrict SDPA to one backend for the block (None: leave torch's choice)."""
+def attention_backend(backend: str | None, fallback: bool = False):
+    """SDPA on one backend for the block (None: leave torch's choice). With `fallback` (fast
+    mode's attention variant on CUDA, a backend of HALF_ONLY_BACKENDS), that backend comes first
+    by priority and efficient, then math, serve only the inputs it has no kernel for; without it
+    (the fp32 mode: one backend on both sides) the backend is the only one allowed."""
     if backend is None:
         yield
         return
@@ -69,6 +81,10 @@ def attention_backend(backend: str | None):
 
     names = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
              "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    if fallback and backend in HALF_ONLY_BACKENDS:
+        with sdpa_kernel([names[backend], SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH], set_priority=True):
+            yield
+        return
     with sdpa_kernel([names[backend]]):
         yield
 
@@ -132,12 +148,16 @@ def variant_settings(family, mode: str, device: torch.device, official_dir: Path
     # The native fast run keeps fp32 every module it does not cast (module_dtypes) or casts to fp32.
     native_fp32 = tuple(n for n in official_modules(official_dir)
                         if fast.module_dtypes.get(n, torch.float32) == torch.float32)
+    fallback = other_backend in HALF_ONLY_BACKENDS
     out = [Setting("attention", base.dtype, base.fp32_modules, other_backend,
-                   f"SDPA {other_backend} instead of torch's default")]
+                   f"SDPA {other_backend} instead of torch's default"
+                   + (" (efficient/math only for inputs it has no kernel for: fp32)" if fallback else ""),
+                   fallback=fallback)]
     if set(native_fp32) != set(base.fp32_modules):
         out.append(Setting("precision", base.dtype, native_fp32, None,
                            "the native fast module dtypes (fp32 only where native keeps fp32)"))
-        out.append(Setting("attention+precision", base.dtype, native_fp32, other_backend, "both changes at once"))
+        out.append(Setting("attention+precision", base.dtype, native_fp32, other_backend, "both changes at once",
+                           fallback=fallback))
     out.append(Setting("fp32", None, (), None, "the official pipeline as saved (fp32), the precision fast mode drops"))
     wanted = CALIBRATION[mode].variants
     return [s for s in out if s.name in wanted]
@@ -152,7 +172,7 @@ def run_official(family, official_dir: Path, params, device: torch.device, setti
     pipe = family.reference.load_official(official_dir, device, dtype=setting.dtype, fp32_modules=setting.fp32_modules)
     strict = strict_numerics() if setting.dtype == torch.float32 else contextlib.nullcontext()
     try:
-        with strict, attention_backend(setting.backend), (autotuned() if setting.autotune else contextlib.nullcontext()):
+        with strict, attention_backend(setting.backend, setting.fallback), (autotuned() if setting.autotune else contextlib.nullcontext()):
             capture, _ = family.reference.run_reference(official_dir, params, device, pipe=pipe)
     except (ValueError, TypeError) as exc:
         raise WorkbenchError(f"official {family.official_pipeline} rejected the request: {exc}") from exc

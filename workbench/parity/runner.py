@@ -90,13 +90,18 @@ def check_model_dir_family(family, model_dir: Path) -> None:
 
 def load_native_fp32(converted_dir: Path, device: torch.device):
     """The native pipeline with every module in fp32 (whatever dtype its files were saved in),
-    as the fp32 mode's official side is loaded; manifest classes, nothing compiled."""
+    as the fp32 mode's official side is loaded (`from_pretrained(torch_dtype=float32)` upcasts
+    the same files); manifest classes, nothing compiled. A module saved in bf16/fp16 (the
+    full-size UMT5) is upcast on load, which is exact; `pipe.upcast_on_load` records which."""
+    from workbench.runtime.loader import exact_fp32_upcast
     from workbench.runtime.manifest import read_manifest
     from workbench.runtime.pipeline import ComposedPipeline
 
     names = read_manifest(converted_dir).enabled_modules
-    pipe = ComposedPipeline.from_pretrained(converted_dir, device=device,
-                                            module_dtypes={n: torch.float32 for n in names}, progress=False)
+    with exact_fp32_upcast() as upcasts:
+        pipe = ComposedPipeline.from_pretrained(converted_dir, device=device,
+                                                module_dtypes={n: torch.float32 for n in names}, progress=False)
+    pipe.upcast_on_load = upcasts
     return pipe
 
 

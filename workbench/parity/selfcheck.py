@@ -79,6 +79,31 @@ def pick_tensor(folder: Path) -> tuple[Path, str] | None:
     return path, key
 
 
+def scratch_converted(converted: Path, case: Path, component: str) -> Path:
+    """`case/converted` for a fault planted in `component`, without copying the model: every
+    other entry is a symbolic link to the original, and the component's folder is a real folder
+    whose files are links too. A planting function replaces the one link it edits by a file of
+    its own (`_detach`), so the original is never written; at full size (29 GB of converted/) a
+    fault then costs one rewritten file, not a copy of everything."""
+    out = case / "converted"
+    out.mkdir(parents=True)
+    for entry in sorted(Path(converted).iterdir()):
+        if entry.name == component and entry.is_dir():
+            (out / entry.name).mkdir()
+            for inner in sorted(entry.iterdir()):
+                (out / entry.name / inner.name).symlink_to(inner.resolve())
+        else:
+            (out / entry.name).symlink_to(entry.resolve())
+    return out
+
+
+def _detach(path: Path) -> None:
+    """Drop a link before its file is rewritten (the content was read already): the write
+    then makes a new file in the scratch folder instead of going through to the original."""
+    if path.is_symlink():
+        path.unlink()
+
+
 def perturb_weight(folder: Path, rel: float, seed: int = 0) -> dict[str, Any]:
     from safetensors.torch import load_file, save_file
 
@@ -88,6 +113,8 @@ def perturb_weight(folder: Path, rel: float, seed: int = 0) -> dict[str, Any]:
     rms = float(w.double().pow(2).mean().sqrt()) or 1.0
     noise = torch.randn(w.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     state[key] = (w.double() + rel * rms * noise).to(w.dtype)
+    del noise
+    _detach(path)
     save_file(state, str(path), metadata={"format": "pt"})
     return {"file": str(path.relative_to(folder.parent)), "tensor": key, "rel": rel}
 
@@ -120,6 +147,7 @@ def perturb_config(folder: Path) -> dict[str, Any]:
         value = value * CONFIG_FACTOR
         where = name
     data[name] = value
+    _detach(path)
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return {"file": str(path.relative_to(folder.parent)), "field": where}
 
@@ -382,9 +410,12 @@ def _gate_refuses(family, converted: Path) -> bool | None:
 
 def run_selfcheck(family_name: str, *, mode: str = "exact", device: str = "cpu", model_dir: str | Path | None = None,
                   preset: str | None = None, request: dict | None = None, only: tuple[str, ...] = (),
-                  categories: tuple[str, ...] = ()) -> dict[str, Any]:
+                  categories: tuple[str, ...] = (),
+                  on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Plant every fault of the library (or those whose id starts with one of `only`, or of the
-    given categories) one at a time; return the JSON-ready result with per-fault rows and rates."""
+    given categories) one at a time; return the JSON-ready result with per-fault rows and rates.
+    `on_progress` gets the result so far (`"partial": True`) after the setup and after each fault:
+    a full-size run takes many minutes, and what it measured is kept if it is stopped."""
     from workbench import registry
     from workbench.errors import ParameterError
     from workbench.families.offline import quiet_hf
@@ -422,11 +453,7 @@ def run_selfcheck(family_name: str, *, mode: str = "exact", device: str = "cpu",
         library = [f for f in library if f.id.startswith(tuple(only))]
     if categories:
         library = [f for f in library if f.category in categories]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="workbench-selfcheck-") as scratch:
-        for fault in library:
-            rows.append(_run_fault(family, fault, root, Path(scratch), params, dev, mode, reference, clean, clean_pipe,
-                                   table, preset, fixed))
+    rows: list[FaultResult] = []
     result = {
         "family": family.name, "mode": mode, "device": str(dev), "preset": preset or family.default_preset,
         "parameters": params.to_json_dict(), "versions": versions(),
@@ -436,11 +463,29 @@ def run_selfcheck(family_name: str, *, mode: str = "exact", device: str = "cpu",
                   "repeatable": repeatable,
                   "worst_ratio_to_bound": _worst_ratio(clean_verdict),
                   "worst_mean_ratio_to_bound": _worst_ratio(clean_verdict, mean=True)},
-        "setup_s": setup_s, "faults": [r.__dict__ for r in rows],
+        "setup_s": setup_s, "faults": [],
+        # modules saved in bf16/fp16 that the fp32 mode upcast on load (exact), as the official side does
+        "upcast_on_load": [dict(u, folder=Path(u["folder"]).name) for u in getattr(clean_pipe, "upcast_on_load", [])],
     }
-    result["rates"] = rates(rows)
-    result["total_s"] = time.perf_counter() - start
-    return result
+
+    def snapshot(partial: bool) -> dict[str, Any]:
+        result["faults"] = [r.__dict__ for r in rows]
+        result["rates"] = rates(rows)
+        result["total_s"] = time.perf_counter() - start
+        result["partial"] = partial
+        if not partial:
+            del result["partial"]
+        return result
+
+    if on_progress is not None:
+        on_progress(snapshot(True))
+    with tempfile.TemporaryDirectory(prefix="workbench-selfcheck-") as scratch:
+        for fault in library:
+            rows.append(_run_fault(family, fault, root, Path(scratch), params, dev, mode, reference, clean, clean_pipe,
+                                   table, preset, fixed))
+            if on_progress is not None:
+                on_progress(snapshot(True))
+    return snapshot(False)
 
 
 def _worst_ratio(verdict, mean: bool = False) -> float | None:
@@ -465,7 +510,7 @@ def _run_fault(family, fault: Fault, root: Path, scratch: Path, params, dev, mod
     try:
         if fault.plant_files is not None:
             case = scratch / fault.id.replace(":", "_")
-            shutil.copytree(root / "converted", case / "converted")
+            scratch_converted(root / "converted", case, fault.component)
             (case / "official").symlink_to((root / "official").resolve())
             row.planted = fault.plant_files(case / "converted")
             row.config_differences = diff_configs(case)

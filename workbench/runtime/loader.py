@@ -10,8 +10,10 @@ error that names the file and the keys.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -132,6 +134,31 @@ def load_strict(model: torch.nn.Module, folder: Path, ignorable_missing: set[str
     return load_state_strict(model, state, folder, ignorable_missing, dtype=dtype)
 
 
+#: Saved dtypes whose every value float32 holds exactly (an upcast on load changes no value).
+EXACT_IN_FLOAT32 = (torch.bfloat16, torch.float16)
+_UPCASTS: ContextVar[list | None] = ContextVar("workbench_exact_upcasts", default=None)
+
+
+@contextmanager
+def exact_fp32_upcast() -> Iterator[list[dict[str, Any]]]:
+    """Within the block, a module declared float32 (`dtype=torch.float32`) also accepts floating
+    tensors saved in bf16 or fp16 and loads them upcast: exact, every such value is a float32.
+    Only the fp32 parity mode enters it (the official side's `from_pretrained(torch_dtype=float32)`
+    upcasts the same files), so every other load keeps the strict dtype check. Yields the list of
+    what was upcast, one {"folder", "from", "to", "tensors"} per module, for the run's record."""
+    record: list[dict[str, Any]] = []
+    token = _UPCASTS.set(record)
+    try:
+        yield record
+    finally:
+        _UPCASTS.reset(token)
+
+
+def _exact_upcast(saved: torch.dtype, expected: torch.dtype, declared: torch.dtype | None) -> bool:
+    return (_UPCASTS.get() is not None and declared == torch.float32 and expected == torch.float32
+            and saved in EXACT_IN_FLOAT32)
+
+
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], folder: Path,
                       ignorable_missing: set[str] = frozenset(), dtype: torch.dtype | None = None) -> torch.nn.Module:
     """The strict part of `load_strict`, for a state dict already read (and converted).
@@ -139,17 +166,22 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], fo
     A tensor must have the dtype of the parameter it fills: loading would cast it silently
     (an int64 or float16 tensor into a float32 weight). `dtype` is the module's declared
     precision (fast mode's bf16): a floating tensor saved in that dtype is accepted too.
+    Inside `exact_fp32_upcast` (fp32 parity mode only), a bf16/fp16 tensor filling a float32
+    parameter of a module declared float32 is accepted and upcast (exact), and recorded.
     """
     expected = model.state_dict()
     wrong_shape = [f"{k}: file {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
                    for k, v in state.items() if k in expected and expected[k].shape != v.shape]
     if wrong_shape:
         raise ComponentLoadError(f"{folder}: weights do not fit the config: " + "; ".join(wrong_shape[:5]))
+    upcast = [k for k, v in state.items()
+              if k in expected and v.dtype != expected[k].dtype and _exact_upcast(v.dtype, expected[k].dtype, dtype)]
     wrong_dtype = [f"{k!r} is {_dtype_name(v.dtype)} in the file, {_dtype_name(expected[k].dtype)} expected"
                    for k, v in state.items()
                    if k in expected and v.dtype != expected[k].dtype
                    and not (dtype is not None and v.dtype == dtype and v.is_floating_point()
-                            and expected[k].is_floating_point())]
+                            and expected[k].is_floating_point())
+                   and not _exact_upcast(v.dtype, expected[k].dtype, dtype)]
     if wrong_dtype:
         raise ComponentLoadError(f"{folder}: weights of the wrong dtype (loading would cast them silently; save them "
                                  "in the model's dtype, or load them under a precision policy that declares theirs): "
@@ -164,6 +196,9 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], fo
             unexpected = result.unexpected_keys
             parts.append(f"unexpected keys {unexpected[:8]}" + (f" (+{len(unexpected) - 8} more)" if len(unexpected) > 8 else ""))
         raise ComponentLoadError(f"{folder}: weights do not match {type(model).__name__}: " + "; ".join(parts))
+    if upcast:  # load_state_dict copied them into the float32 parameters (copy_ casts exactly)
+        saved = sorted({_dtype_name(state[k].dtype) for k in upcast})
+        _UPCASTS.get().append({"folder": str(folder), "from": "+".join(saved), "to": "float32", "tensors": len(upcast)})
     return model.eval()
 
 
